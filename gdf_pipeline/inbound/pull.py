@@ -1,0 +1,155 @@
+"""Pulling orders from GoDataFeed into the raw schema, with the cancellation cursor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from gdf_pipeline.gdf import contract
+from gdf_pipeline.gdf.jsontext import dumps_exact
+
+CANCELLATION_CURSOR = "cancelled_orders_modified_since"
+
+_RAW_SCHEMA = pa.schema(
+    [
+        ("pull_id", pa.string()),
+        ("gdf_order_id", pa.string()),
+        ("gdf_status", pa.string()),
+        ("raw_json", pa.string()),
+        ("pulled_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Listing:
+    """One listing read from GoDataFeed: which orders, since when, and what came back."""
+
+    name: str
+    orders: list
+    modified_since: datetime | None = None
+    api_calls: int = 0
+
+
+def read_cancellation_cursor(conn: duckdb.DuckDBPyConnection) -> datetime | None:
+    """Where the last run's CANCELLED listing ended; null before the OMS holds any order."""
+    row = conn.execute(
+        "SELECT value FROM sync.cursors WHERE name = ?", [CANCELLATION_CURSOR]
+    ).fetchone()
+    if row and row[0]:
+        return datetime.fromisoformat(row[0])
+
+    # No cursor yet: any order the OMS holds can only be cancelled after GoDataFeed imported it.
+    row = conn.execute("SELECT min(imported_at) FROM oms.orders").fetchone()
+    return row[0] if row and row[0] else None
+
+
+def next_cancellation_cursor(
+    previous: datetime | None, new_orders: list, cancelled_orders: list
+) -> datetime | None:
+    """The modifiedSince for the next CANCELLED listing.
+
+    The cursor is taken from GoDataFeed's own modifiedAt stamps, never from this machine's
+    clock, so clock skew cannot skip a cancellation. modifiedSince is inclusive, so the newest
+    stamp seen is listed again next time; re-applying a cancellation changes nothing.
+    """
+    stamps = [_parse_time(o.get("modifiedAt")) for o in cancelled_orders if isinstance(o, dict)]
+    stamps = [s for s in stamps if s is not None]
+    if stamps:
+        return max(stamps + ([previous] if previous else []))
+    if previous is not None:
+        return previous
+
+    # First run: the orders pulled now can only be cancelled after GoDataFeed imported them.
+    imported = [_parse_time(o.get("importedAt")) for o in new_orders if isinstance(o, dict)]
+    imported = [s for s in imported if s is not None]
+    return min(imported) if imported else None
+
+
+def fetch_listings(
+    client, cursor: datetime | None, on_page: Callable[[int, int], None] | None = None
+) -> list[Listing]:
+    """Reads every page of the NEW listing, then the CANCELLED listing since the cursor.
+
+    Nothing is acknowledged until both listings are read in full: an acknowledgement during
+    paging would move later orders forward and the next page would skip them.
+    """
+    calls_before = client.stats.calls
+    new = Listing(contract.NEW, client.list_orders(status=contract.NEW, on_page=on_page))
+    new.api_calls = client.stats.calls - calls_before
+    listings = [new]
+
+    if cursor is not None:
+        calls_before = client.stats.calls
+        cancelled = Listing(
+            contract.CANCELLED,
+            client.list_orders(status=contract.CANCELLED, modified_since=cursor),
+            modified_since=cursor,
+        )
+        cancelled.api_calls = client.stats.calls - calls_before
+        listings.append(cancelled)
+    return listings
+
+
+def store_listings(
+    conn: duckdb.DuckDBPyConnection, listings: list[Listing], run_id: str, cursor: datetime | None
+) -> dict[str, int]:
+    """Writes the listings to raw.pulls and raw.orders and moves the cursor, in one transaction."""
+    pulled_at = datetime.now(UTC)
+    pulls = []
+    columns = {name: [] for name in _RAW_SCHEMA.names}
+    for listing in listings:
+        pull_id = str(uuid.uuid4())
+        pulls.append(
+            (pull_id, run_id, listing.name, listing.modified_since, pulled_at, len(listing.orders))
+            + (listing.api_calls,)
+        )
+        for order in listing.orders:
+            order_id = order.get(contract.ORDER_ID_FIELD) if isinstance(order, dict) else None
+            status = order.get(contract.STATUS_FIELD) if isinstance(order, dict) else None
+            columns["pull_id"].append(pull_id)
+            columns["gdf_order_id"].append(order_id if isinstance(order_id, str) else None)
+            columns["gdf_status"].append(status if isinstance(status, str) else None)
+            columns["raw_json"].append(dumps_exact(order))
+            columns["pulled_at"].append(pulled_at)
+            columns["run_id"].append(run_id)
+    raw_orders = pa.table(columns, schema=_RAW_SCHEMA)
+
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.executemany(
+            "INSERT INTO raw.pulls (pull_id, run_id, listing, modified_since, pulled_at, "
+            "order_count, api_calls) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            pulls,
+        )
+        conn.register("pulled_raw_orders", raw_orders)
+        conn.execute("INSERT INTO raw.orders SELECT * FROM pulled_raw_orders")
+        conn.unregister("pulled_raw_orders")
+        if cursor is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO sync.cursors (name, value, updated_at) "
+                "VALUES (?, ?, current_timestamp)",
+                [CANCELLATION_CURSOR, cursor.isoformat()],
+            )
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+
+    return {listing.name: len(listing.orders) for listing in listings}
+
+
+def _parse_time(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
