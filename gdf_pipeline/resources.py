@@ -61,5 +61,8 @@ def build_resources(settings: Settings | None = None) -> dict:
             rate_limit_per_second=settings.rate_limit_per_second,
             state_dir=str(settings.state_dir),
         ),
-        "warehouse": Warehouse(database=str(settings.warehouse_path)),
+        "warehouse": Warehouse(
+            database=str(settings.warehouse_path),
+            order_number_prefix=settings.order_number_prefix,
+        ),
     }

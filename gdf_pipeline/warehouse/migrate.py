@@ -33,7 +33,9 @@ def available_migrations() -> list[tuple[int, str, str]]:
 def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """Applies the migrations this database has not seen yet; returns their file names."""
     conn.execute(_LEDGER)
-    applied = {row[0] for row in conn.execute("SELECT version FROM sync.schema_migrations").fetchall()}
+    applied = {
+        row[0] for row in conn.execute("SELECT version FROM sync.schema_migrations").fetchall()
+    }
 
     ran = []
     for version, name, sql in available_migrations():

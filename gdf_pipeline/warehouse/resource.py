@@ -39,6 +39,9 @@ class Warehouse(DuckDBResource):
     lock_timeout_seconds: float = Field(
         default=600.0, description="How long a step waits for another writer before failing."
     )
+    order_number_prefix: str = Field(
+        default="SO-", description="Prefix of the OMS order numbers sent in acknowledgements."
+    )
 
     @property
     def lock_path(self) -> Path:

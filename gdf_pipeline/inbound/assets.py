@@ -1,0 +1,206 @@
+"""Inbound assets: raw_orders -> oms_orders (with checks) -> order_acknowledgements."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from gdf_pipeline.faults import crash_point
+from gdf_pipeline.inbound.acknowledge import pending_acknowledgements, post_acknowledgements
+from gdf_pipeline.inbound.load import load_orders
+from gdf_pipeline.inbound.pull import (
+    fetch_listings,
+    next_cancellation_cursor,
+    read_cancellation_cursor,
+    store_listings,
+)
+from gdf_pipeline.resources import GoDataFeedResource
+from gdf_pipeline.warehouse import Warehouse
+
+GROUP = "inbound"
+
+
+@asset(group_name=GROUP, kinds={"duckdb"})
+def raw_orders(
+    context: AssetExecutionContext, gdf: GoDataFeedResource, warehouse: Warehouse
+) -> MaterializeResult:
+    """NEW orders, and orders cancelled upstream since the last pull, as GoDataFeed sent them."""
+    with warehouse.get_connection() as conn:
+        cursor = read_cancellation_cursor(conn)
+
+    def report(seen: int, total: int) -> None:
+        context.log.info(f"Pulled {seen} of {total} NEW orders")
+
+    with gdf.get_client() as client:
+        listings = fetch_listings(client, cursor, on_page=report)
+        stats = client.stats
+
+    new_orders = listings[0].orders
+    cancelled = listings[1].orders if len(listings) > 1 else []
+    next_cursor = next_cancellation_cursor(cursor, new_orders, cancelled)
+    with warehouse.get_connection() as conn:
+        store_listings(conn, listings, context.run_id, next_cursor)
+    crash_point("after_pull")
+
+    context.log.info(f"Pulled {len(new_orders)} NEW and {len(cancelled)} cancelled orders")
+    return MaterializeResult(
+        metadata={
+            "orders_pulled": len(new_orders),
+            "cancellations_pulled": len(cancelled),
+            "api_calls": stats.calls,
+            "api_retries": stats.retries,
+            "api_429s": stats.throttled,
+            "cancellation_cursor": str(next_cursor) if next_cursor else "none",
+        }
+    )
+
+
+_CHECKS = [
+    AssetCheckSpec(
+        "unique_order_ids",
+        asset="oms_orders",
+        blocking=True,
+        description="No gdf_order_id or order_number appears twice in oms.orders.",
+    ),
+    AssetCheckSpec(
+        "orders_have_lines",
+        asset="oms_orders",
+        blocking=True,
+        description="Every order in oms.orders has at least one line in oms.order_lines.",
+    ),
+    AssetCheckSpec(
+        "orders_have_acknowledgement_records",
+        asset="oms_orders",
+        blocking=True,
+        description="Every order in oms.orders has its record in sync.acknowledgements.",
+    ),
+    AssetCheckSpec(
+        "totals_consistent",
+        asset="oms_orders",
+        description="Totals add up (subtotal = lines, total = subtotal + shipping + tax - "
+        "discount) for the orders this run loaded; marketplace rounding can break this.",
+    ),
+]
+
+_CHECK_SQL = {
+    "unique_order_ids": """
+        SELECT (count(*) - count(DISTINCT gdf_order_id))
+             + (count(*) - count(DISTINCT order_number)) FROM oms.orders""",
+    "orders_have_lines": """
+        SELECT count(*) FROM oms.orders o
+        WHERE NOT EXISTS (SELECT 1 FROM oms.order_lines l WHERE l.order_number = o.order_number)""",
+    "orders_have_acknowledgement_records": """
+        SELECT count(*) FROM oms.orders o
+        WHERE NOT EXISTS (SELECT 1 FROM sync.acknowledgements a
+                          WHERE a.gdf_order_id = o.gdf_order_id
+                            AND a.order_number = o.order_number)""",
+}
+
+
+@asset(group_name=GROUP, deps=[raw_orders], check_specs=_CHECKS, kinds={"duckdb"})
+def oms_orders(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """OMS orders and lines with their acknowledgement records; malformed orders quarantined."""
+    with warehouse.get_connection() as conn:
+        counts = load_orders(conn, context.run_id, warehouse.order_number_prefix)
+        failures = {name: conn.execute(sql).fetchone()[0] for name, sql in _CHECK_SQL.items()}
+        flagged = [
+            row[0]
+            for row in conn.execute(
+                "SELECT order_number FROM oms.orders WHERE load_run_id = ? "
+                "AND NOT totals_consistent ORDER BY order_number LIMIT 100",
+                [context.run_id],
+            ).fetchall()
+        ]
+    crash_point("after_load")
+
+    checks = [
+        AssetCheckResult(
+            check_name=name,
+            passed=count == 0,
+            metadata={"failing_rows": count},
+            description=None if count == 0 else f"{count} rows break {name}",
+        )
+        for name, count in failures.items()
+    ]
+    checks.append(
+        AssetCheckResult(
+            check_name="totals_consistent",
+            passed=not flagged,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "orders_flagged": counts["totals_flagged"],
+                "order_numbers": MetadataValue.text(", ".join(flagged) or "none"),
+            },
+        )
+    )
+    if counts["quarantined"]:
+        context.log.warning(
+            f"{counts['quarantined']} orders quarantined; see sync.quarantine for the reasons"
+        )
+    context.log.info(
+        f"Loaded {counts['loaded']} orders ({counts['lines_loaded']} lines); "
+        f"{counts['already_known']} already known, {counts['cancelled']} cancelled upstream"
+    )
+    return MaterializeResult(
+        metadata={
+            "orders_new": counts["distinct_new"],
+            "orders_loaded": counts["loaded"],
+            "lines_loaded": counts["lines_loaded"],
+            "orders_already_known": counts["already_known"],
+            "orders_quarantined": counts["quarantined"],
+            "orders_cancelled_upstream": counts["cancelled"],
+            "orders_totals_flagged": counts["totals_flagged"],
+        },
+        check_results=checks,
+    )
+
+
+@asset(group_name=GROUP, deps=[oms_orders], kinds={"duckdb"})
+def order_acknowledgements(
+    context: AssetExecutionContext, gdf: GoDataFeedResource, warehouse: Warehouse
+) -> MaterializeResult:
+    """Acknowledgements posted to GoDataFeed with each loaded order's OMS order number."""
+    # Only what the OMS has committed is acknowledged: marketplaces release stock holds on
+    # acknowledgement, so an acknowledged order the OMS lost would never ship.
+    with warehouse.get_connection() as conn:
+        pending = pending_acknowledgements(conn)
+    context.log.info(f"{len(pending)} acknowledgements to post")
+
+    def report(done: int, total: int) -> None:
+        context.log.info(f"Posted {done} of {total} acknowledgements")
+
+    with gdf.get_client() as client:
+        outcomes = post_acknowledgements(client, warehouse, pending, on_progress=report)
+        stats = client.stats
+
+    with warehouse.get_connection() as conn:
+        still_pending = conn.execute(
+            "SELECT count(*) FROM sync.acknowledgements WHERE status = 'PENDING'"
+        ).fetchone()[0]
+    if outcomes["PENDING"]:
+        context.log.warning(
+            f"{outcomes['PENDING']} acknowledgements failed for now and will be retried"
+        )
+    return MaterializeResult(
+        metadata={
+            "acknowledgements_posted": len(pending),
+            "orders_acknowledged": outcomes["ACKNOWLEDGED"],
+            "acknowledgements_pending": still_pending,
+            "acknowledgement_conflicts": outcomes["CONFLICT"],
+            "acknowledgements_rejected": outcomes["REJECTED"],
+            "orders_cancelled_before_acknowledgement": outcomes["CANCELLED"],
+            "api_calls": stats.calls,
+            "api_retries": stats.retries,
+            "api_429s": stats.throttled,
+        }
+    )
+
+
+inbound_assets = [raw_orders, oms_orders, order_acknowledgements]

@@ -1,0 +1,313 @@
+"""Transforming pulled orders into the OMS tables, set-based in DuckDB, in one transaction.
+
+Every step is SQL over the batch of raw rows that no load has consumed yet. The OMS rows, the
+acknowledgement records, the quarantine and the "consumed" mark on the pulls commit together,
+so a crash anywhere leaves either all of a batch or none of it, and a rerun picks up the same
+raw rows again. Money is parsed by json_transform straight into DECIMAL, never via a float.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from gdf_pipeline.gdf import contract
+
+_NUMBER_TYPES = "('UBIGINT', 'BIGINT', 'DOUBLE', 'HUGEINT')"
+_MONEY = "DECIMAL(38, 9)"
+
+# What json_transform reads out of each order. Unknown fields are dropped here and kept in raw.
+_ADDRESS = {field: "VARCHAR" for field in contract.ADDRESS_FIELDS}
+_ORDER_SHAPE = {
+    "id": "VARCHAR",
+    "storeId": "VARCHAR",
+    "marketplace": "VARCHAR",
+    "marketplaceOrderId": "VARCHAR",
+    "status": "VARCHAR",
+    "orderDate": "VARCHAR",
+    "importedAt": "VARCHAR",
+    "modifiedAt": "VARCHAR",
+    "cancelledAt": "VARCHAR",
+    "currency": "VARCHAR",
+    "customer": {field: "VARCHAR" for field in contract.CUSTOMER_FIELDS},
+    "shippingAddress": _ADDRESS,
+    "billingAddress": _ADDRESS,
+    "shippingMethod": "VARCHAR",
+    "paymentMethod": "VARCHAR",
+    **{field: _MONEY for field in contract.ORDER_MONEY_FIELDS},
+    "items": [
+        {
+            "itemId": "VARCHAR",
+            "sku": "VARCHAR",
+            "marketplaceItemId": "VARCHAR",
+            "title": "VARCHAR",
+            "quantity": "DOUBLE",
+            **{field: _MONEY for field in contract.ITEM_MONEY_FIELDS},
+        }
+    ],
+}
+# The same fields as raw JSON values, so that their JSON types can be checked: json_transform
+# alone would turn "12.5" or true into a number without complaint.
+_TYPE_SHAPE = {
+    **{field: "JSON" for field in ("id", *contract.ORDER_MONEY_FIELDS)},
+    "items": [{field: "JSON" for field in ("quantity", *contract.ITEM_MONEY_FIELDS)}],
+}
+
+
+def _minor_units_sql(currency: str) -> str:
+    """SQL for how many minor units make one major unit of the currency (1, 100 or 1000)."""
+    cases = " ".join(
+        f"WHEN '{code}' THEN {10**digits}"
+        for code, digits in contract.CURRENCY_MINOR_DIGITS.items()
+    )
+    return f"(CASE upper({currency}) {cases} ELSE 100 END)"
+
+
+def _money_problem(value: str, json_value: str, label: str, optional: bool = False) -> str:
+    """SQL giving a reason when a money value is missing, not a number, or too precise."""
+    missing = f"{json_value} IS NULL OR json_type({json_value}) = 'NULL'"
+    return f"""CASE
+        WHEN {missing} THEN {"NULL" if optional else f"'missing {label}'"}
+        WHEN json_type({json_value}) NOT IN {_NUMBER_TYPES} OR {value} IS NULL
+            THEN '{label} is not a number: ' || left({json_value}::VARCHAR, 40)
+        WHEN {value} * {_minor_units_sql("o.currency")}
+            <> trunc({value} * {_minor_units_sql("o.currency")})
+            THEN '{label} has more decimals than ' || o.currency || ' allows'
+        WHEN abs({value}) >= 1e15 THEN '{label} is out of range'
+        END"""
+
+
+def _line_problems() -> str:
+    """SQL listing each line's problems, each reason naming its line number."""
+    quantity = "ty.items[n].quantity"
+    checks = [
+        f"CASE WHEN {quantity} IS NULL OR json_type({quantity}) NOT IN ('UBIGINT', 'BIGINT') "
+        "OR it.quantity < 1 OR it.quantity > 1000000 "
+        "THEN 'line ' || n || ': quantity must be a whole number from 1' END"
+    ]
+    for field in contract.ITEM_MONEY_FIELDS:
+        problem = _money_problem(
+            f"it.{field}", f"ty.items[n].{field}", field, optional=field != "unitPrice"
+        )
+        checks.append(problem.replace(f"'{field}", f"'line ' || n || ': {field}"))
+    per_line = "list_filter([" + ", ".join(checks) + "], lambda x: x IS NOT NULL)"
+    return f"flatten(list_transform(o.items, lambda it, n: {per_line}))"
+
+
+def _parse_time(expr: str) -> str:
+    # A date without a time is no order time: GoDataFeed always sends date and time.
+    return (
+        f"CASE WHEN regexp_matches({expr}, '^\\d{{4}}-\\d{{2}}-\\d{{2}}[T ]\\d{{2}}:\\d{{2}}') "
+        f"THEN TRY_CAST({expr} AS TIMESTAMPTZ) END"
+    )
+
+
+_BATCH_SQL = """
+CREATE OR REPLACE TEMP TABLE load_pulls AS
+    SELECT pull_id, listing, pulled_at FROM raw.pulls WHERE transformed_at IS NULL;
+
+CREATE OR REPLACE TEMP TABLE load_batch AS
+    SELECT r.gdf_order_id, r.raw_json, p.listing, r.pulled_at
+    FROM raw.orders r JOIN load_pulls p USING (pull_id)
+    WHERE r.pulled_at >= (SELECT min(pulled_at) FROM load_pulls)
+    QUALIFY row_number() OVER (
+        PARTITION BY p.listing, coalesce(r.gdf_order_id, md5(r.raw_json::VARCHAR))
+        ORDER BY r.pulled_at DESC) = 1;
+"""
+
+
+def _parsed_sql() -> str:
+    order_shape = json.dumps(_ORDER_SHAPE).replace("'", "''")
+    type_shape = json.dumps(_TYPE_SHAPE).replace("'", "''")
+    money_checks = ",\n".join(
+        _money_problem(f"o.{field}", f"ty.{field}", field) for field in contract.ORDER_MONEY_FIELDS
+    )
+    return f"""
+CREATE OR REPLACE TEMP TABLE load_parsed AS
+WITH parsed AS (
+    SELECT gdf_order_id, raw_json, listing,
+        json_type(raw_json) AS root_type,
+        json_transform(raw_json, '{order_shape}') AS o,
+        json_transform(raw_json, '{type_shape}') AS ty
+    FROM load_batch
+)
+SELECT gdf_order_id, raw_json, listing, o,
+    {_parse_time("o.orderDate")} AS order_date,
+    {_parse_time("o.importedAt")} AS imported_at,
+    {_parse_time("o.modifiedAt")} AS modified_at,
+    {_parse_time("o.cancelledAt")} AS cancelled_at,
+    CASE WHEN root_type IS DISTINCT FROM 'OBJECT' THEN ['the order is not a JSON object']
+    ELSE list_filter(list_concat([
+        CASE WHEN gdf_order_id IS NULL OR trim(gdf_order_id) = '' THEN 'missing id' END,
+        CASE WHEN coalesce(trim(o.marketplace), '') = '' THEN 'missing marketplace' END,
+        CASE WHEN NOT coalesce(regexp_full_match(o.currency, '[A-Z]{{3}}'), false)
+            THEN 'missing or invalid currency' END,
+        CASE WHEN {_parse_time("o.orderDate")} IS NULL
+            THEN 'orderDate is not a date-time: ' || coalesce(left(o.orderDate, 40), 'null') END,
+        CASE WHEN o.items IS NULL OR len(o.items) = 0 THEN 'the order has no lines' END,
+        {money_checks}
+    ], coalesce({_line_problems()}, [])), lambda x: x IS NOT NULL)
+    END AS problems
+FROM parsed;
+"""
+
+
+def _address_columns(source: str, prefix: str) -> str:
+    names = {
+        "name": "name",
+        "company": "company",
+        "address1": "address1",
+        "address2": "address2",
+        "city": "city",
+        "state": "state",
+        "postalCode": "postal_code",
+        "country": "country",
+        "phone": "phone",
+    }
+    return ",\n        ".join(f"{source}.{field} AS {prefix}_{col}" for field, col in names.items())
+
+
+_NEW_ORDERS_SQL = """
+CREATE OR REPLACE TEMP TABLE load_new AS
+SELECT p.*,
+    ? || lpad(CAST(seq AS VARCHAR), 8, '0') AS order_number, seq AS order_seq
+FROM (
+    SELECT p.*,
+        row_number() OVER (ORDER BY p.imported_at NULLS LAST, p.gdf_order_id)
+            + (SELECT coalesce(max(order_seq), 0) FROM oms.orders) AS seq
+    FROM load_parsed p
+    WHERE p.listing = 'NEW' AND len(p.problems) = 0
+      AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id)
+) p
+"""
+
+_INSERT_ORDERS_SQL = f"""
+INSERT INTO oms.orders BY NAME
+SELECT order_number, order_seq, gdf_order_id,
+    o.storeId AS store_id, o.marketplace, o.marketplaceOrderId AS marketplace_order_id,
+    'OPEN' AS status, order_date, imported_at, modified_at AS gdf_modified_at,
+    o.currency,
+    o.subtotal, o.shippingTotal AS shipping_total, o.taxTotal AS tax_total,
+    o.discountTotal AS discount_total, o.orderTotal AS order_total,
+    (o.subtotal = list_sum(list_transform(o.items, lambda it: it.quantity::BIGINT * it.unitPrice))
+        AND o.orderTotal = o.subtotal + o.shippingTotal + o.taxTotal - o.discountTotal)
+        AS totals_consistent,
+    o.shippingMethod AS shipping_method, o.paymentMethod AS payment_method,
+    o.customer.name AS customer_name, o.customer.email AS customer_email,
+    o.customer.phone AS customer_phone,
+    {_address_columns("o.shippingAddress", "ship")},
+    {_address_columns("o.billingAddress", "bill")},
+    current_timestamp AS loaded_at, ? AS load_run_id, current_timestamp AS updated_at
+FROM load_new
+"""
+
+_INSERT_LINES_AND_ACKNOWLEDGEMENTS_SQL = """
+INSERT INTO oms.order_lines BY NAME
+SELECT order_number, line_number,
+    item.itemId AS gdf_item_id, item.sku, item.marketplaceItemId AS marketplace_item_id,
+    item.title, item.quantity::INTEGER AS quantity, item.unitPrice AS unit_price,
+    item.quantity::BIGINT * item.unitPrice AS line_subtotal,
+    coalesce(item.taxAmount, 0) AS tax_amount,
+    coalesce(item.shippingAmount, 0) AS shipping_amount,
+    coalesce(item.discountAmount, 0) AS discount_amount
+FROM (
+    SELECT order_number, unnest(o.items) AS item, generate_subscripts(o.items, 1) AS line_number
+    FROM load_new
+);
+
+INSERT INTO sync.acknowledgements BY NAME
+SELECT gdf_order_id, order_number, 'PENDING' AS status,
+    current_timestamp AS created_at, current_timestamp AS updated_at
+FROM load_new;
+"""
+
+_QUARANTINE_SQL = """
+INSERT INTO sync.quarantine AS q BY NAME
+SELECT md5(raw_json::VARCHAR) AS quarantine_id, 'order' AS source, gdf_order_id,
+    array_to_string(problems, '; ') AS reason, raw_json::VARCHAR AS raw_json,
+    current_timestamp AS first_seen_at, current_timestamp AS last_seen_at,
+    1 AS seen_count, ? AS run_id
+FROM load_parsed p
+WHERE len(p.problems) > 0
+  AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id)
+ON CONFLICT (quarantine_id) DO UPDATE SET
+    last_seen_at = excluded.last_seen_at, seen_count = q.seen_count + 1;
+"""
+
+# Orders GoDataFeed reports CANCELLED since the cursor; only OMS orders still open change.
+_CANCELLED_BATCH_SQL = """
+CREATE OR REPLACE TEMP TABLE load_cancelled AS
+SELECT gdf_order_id, coalesce(cancelled_at, modified_at, current_timestamp) AS cancelled_at,
+    modified_at
+FROM load_parsed
+WHERE listing = 'CANCELLED' AND o.status = 'CANCELLED' AND gdf_order_id IS NOT NULL;
+"""
+
+_CANCELLATIONS_SQL = """
+UPDATE oms.orders SET status = 'CANCELLED', cancelled_at = c.cancelled_at,
+    gdf_modified_at = c.modified_at, updated_at = current_timestamp
+FROM load_cancelled c
+WHERE oms.orders.gdf_order_id = c.gdf_order_id AND oms.orders.status = 'OPEN';
+
+UPDATE sync.acknowledgements SET status = 'CANCELLED', updated_at = current_timestamp,
+    last_error = 'cancelled at GoDataFeed before it was acknowledged'
+FROM load_cancelled c
+WHERE sync.acknowledgements.gdf_order_id = c.gdf_order_id
+  AND sync.acknowledgements.status = 'PENDING';
+"""
+
+_COUNTS_SQL = """
+SELECT
+    (SELECT count(*) FROM load_parsed WHERE listing = 'NEW') AS distinct_new,
+    (SELECT count(*) FROM load_new) AS loaded,
+    (SELECT coalesce(sum(len(o.items)), 0) FROM load_new) AS lines_loaded,
+    (SELECT count(*) FROM load_parsed p WHERE listing = 'NEW' AND len(problems) = 0
+        AND EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
+                    AND x.load_run_id IS DISTINCT FROM ?)) AS already_known,
+    (SELECT count(*) FROM load_parsed p WHERE len(problems) > 0
+        AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id))
+        AS quarantined,
+    (SELECT count(*) FROM load_cancelled) AS cancellations_seen,
+    (SELECT count(*) FROM oms.orders x JOIN load_new n USING (gdf_order_id)
+        WHERE NOT x.totals_consistent) AS totals_flagged
+"""
+
+
+def load_orders(conn: duckdb.DuckDBPyConnection, run_id: str, order_number_prefix: str) -> dict:
+    """Loads every raw order no load has consumed yet; returns the counts of what happened."""
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(_BATCH_SQL)
+        conn.execute(_parsed_sql())
+        conn.execute(_NEW_ORDERS_SQL, [order_number_prefix])
+        conn.execute(_INSERT_ORDERS_SQL, [run_id])
+        conn.execute(_INSERT_LINES_AND_ACKNOWLEDGEMENTS_SQL)
+        conn.execute(_QUARANTINE_SQL, [run_id])
+        conn.execute(_CANCELLED_BATCH_SQL)
+        cancelled = _open_orders_cancelled(conn)
+        conn.execute(_CANCELLATIONS_SQL)
+        counts = {**_fetch_counts(conn, run_id), "cancelled": cancelled}
+        conn.execute(
+            "UPDATE raw.pulls SET transformed_at = current_timestamp "
+            "WHERE pull_id IN (SELECT pull_id FROM load_pulls)"
+        )
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def _open_orders_cancelled(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM oms.orders JOIN load_cancelled USING (gdf_order_id) "
+        "WHERE status = 'OPEN'"
+    ).fetchone()[0]
+
+
+def _fetch_counts(conn: duckdb.DuckDBPyConnection, run_id: str) -> dict:
+    cursor = conn.execute(_COUNTS_SQL, [run_id])
+    names = [column[0] for column in cursor.description]
+    return dict(zip(names, cursor.fetchone(), strict=True))
