@@ -45,7 +45,11 @@ def run_job(job_name: str, settings: Settings | None = None) -> RunSummary:
     settings = settings or Settings.from_env()
     instance = prepare_instance(settings)
     job = build_definitions(settings).resolve_job_def(job_name)
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
     return summarise(result)
 
 

@@ -1,7 +1,5 @@
 """Inbound assets: raw_orders -> oms_orders (with checks) -> order_acknowledgements."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
