@@ -121,3 +121,10 @@ RATE_LIMIT_PER_SECOND = 2.0
 def minor_digits(currency: str) -> int:
     """How many digits after the decimal point the currency's money may carry."""
     return CURRENCY_MINOR_DIGITS.get(currency.upper(), 2)
+
+
+# Names the client reads or sends besides the ones above.
+ITEMS_FIELD = "items"
+MODIFIED_AT_FIELD = "modifiedAt"
+AUTHORIZATION_HEADER = "Authorization"
+BEARER_SCHEME = "Bearer"
