@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("sync", help="pull, load and acknowledge NEW orders once")
     commands.add_parser("demo", help="the whole pipeline against a local emulator")
+    status = commands.add_parser("status", help="runs, backlog, stuck items, API use today")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     emulator = commands.add_parser("emulator", help="serve a local GoDataFeed emulator")
     from gdf_pipeline.emulator import cli as emulator_cli
@@ -25,12 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     emulator_cli.add_arguments(emulator)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("gdf_pipeline").setLevel(logging.INFO)
+    if args.command != "emulator":
+        # The in-process emulator of the demo would otherwise log every request.
+        logging.getLogger("gdf_pipeline.emulator").setLevel(logging.WARNING)
     try:
         if args.command == "emulator":
             return emulator_cli.run(args)
         if args.command == "sync":
             return sync()
+        if args.command == "status":
+            return status_report(as_json=args.json)
         if args.command == "demo":
             from gdf_pipeline.demo import run_demo
 
@@ -51,6 +59,21 @@ def sync() -> int:
     summary = run_job("sync_orders_job", settings)
     print(format_sync_summary(summary))
     return 0 if summary.success else 1
+
+
+def status_report(as_json: bool) -> int:
+    """Prints the status report; 1 when there is no warehouse yet."""
+    from gdf_pipeline.analytics.status import collect_status, format_status, to_json
+    from gdf_pipeline.instance import prepare_instance
+
+    settings = Settings.from_env()
+    try:
+        report = collect_status(settings, prepare_instance(settings))
+    except FileNotFoundError as error:
+        print(f"gdf-pipeline: {error}", file=sys.stderr)
+        return 1
+    print(to_json(report) if as_json else format_status(report))
+    return 0
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def build_resources(settings: Settings | None = None) -> dict:
         ),
         "warehouse": Warehouse(
             database=str(settings.warehouse_path),
+            analytics_copy_path=str(settings.analytics_copy_path),
             order_number_prefix=settings.order_number_prefix,
         ),
     }

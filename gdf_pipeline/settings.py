@@ -32,6 +32,11 @@ class Settings:
         return self.data_dir / "warehouse.duckdb"
 
     @property
+    def analytics_copy_path(self) -> Path:
+        """The read-only copy analysts open; its file name is also its DuckDB catalog name."""
+        return self.data_dir / "analytics" / "analytics_copy.duckdb"
+
+    @property
     def shipments_inbox(self) -> Path:
         return self.data_dir / "inbox" / "shipments"
 

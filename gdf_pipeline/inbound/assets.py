@@ -21,6 +21,7 @@ from gdf_pipeline.inbound.pull import (
 )
 from gdf_pipeline.resources import GoDataFeedResource
 from gdf_pipeline.warehouse import Warehouse
+from gdf_pipeline.warehouse.step_counts import record_step_counts
 
 GROUP = "inbound"
 
@@ -43,21 +44,22 @@ def raw_orders(
     new_orders = listings[0].orders
     cancelled = listings[1].orders if len(listings) > 1 else []
     next_cursor = next_cancellation_cursor(cursor, new_orders, cancelled)
+    metadata = {
+        "orders_pulled": len(new_orders),
+        "cancellations_pulled": len(cancelled),
+        "api_calls": stats.calls,
+        "api_retries": stats.retries,
+        "api_429s": stats.throttled,
+        "api_wait_seconds": round(stats.waited_seconds, 3),
+    }
     with warehouse.get_connection() as conn:
         store_listings(conn, listings, context.run_id, next_cursor)
+        record_step_counts(conn, context.run_id, context.job_name, "raw_orders", metadata)
     crash_point("after_pull")
 
     context.log.info(f"Pulled {len(new_orders)} NEW and {len(cancelled)} cancelled orders")
-    return MaterializeResult(
-        metadata={
-            "orders_pulled": len(new_orders),
-            "cancellations_pulled": len(cancelled),
-            "api_calls": stats.calls,
-            "api_retries": stats.retries,
-            "api_429s": stats.throttled,
-            "cancellation_cursor": str(next_cursor) if next_cursor else "none",
-        }
-    )
+    metadata["cancellation_cursor"] = str(next_cursor) if next_cursor else "none"
+    return MaterializeResult(metadata=metadata)
 
 
 _CHECKS = [
@@ -116,6 +118,16 @@ def oms_orders(context: AssetExecutionContext, warehouse: Warehouse) -> Material
                 [context.run_id],
             ).fetchall()
         ]
+        metadata = {
+            "orders_new": counts["distinct_new"],
+            "orders_loaded": counts["loaded"],
+            "lines_loaded": counts["lines_loaded"],
+            "orders_already_known": counts["already_known"],
+            "orders_quarantined": counts["quarantined"],
+            "orders_cancelled_upstream": counts["cancelled"],
+            "orders_totals_flagged": counts["totals_flagged"],
+        }
+        record_step_counts(conn, context.run_id, context.job_name, "oms_orders", metadata)
     crash_point("after_load")
 
     checks = [
@@ -146,18 +158,7 @@ def oms_orders(context: AssetExecutionContext, warehouse: Warehouse) -> Material
         f"Loaded {counts['loaded']} orders ({counts['lines_loaded']} lines); "
         f"{counts['already_known']} already known, {counts['cancelled']} cancelled upstream"
     )
-    return MaterializeResult(
-        metadata={
-            "orders_new": counts["distinct_new"],
-            "orders_loaded": counts["loaded"],
-            "lines_loaded": counts["lines_loaded"],
-            "orders_already_known": counts["already_known"],
-            "orders_quarantined": counts["quarantined"],
-            "orders_cancelled_upstream": counts["cancelled"],
-            "orders_totals_flagged": counts["totals_flagged"],
-        },
-        check_results=checks,
-    )
+    return MaterializeResult(metadata=metadata, check_results=checks)
 
 
 @asset(group_name=GROUP, deps=[oms_orders], kinds={"duckdb"})
@@ -178,27 +179,29 @@ def order_acknowledgements(
         outcomes = post_acknowledgements(client, warehouse, pending, on_progress=report)
         stats = client.stats
 
-    with warehouse.get_connection() as conn:
-        still_pending = conn.execute(
-            "SELECT count(*) FROM sync.acknowledgements WHERE status = 'PENDING'"
-        ).fetchone()[0]
     if outcomes["PENDING"]:
         context.log.warning(
             f"{outcomes['PENDING']} acknowledgements failed for now and will be retried"
         )
-    return MaterializeResult(
-        metadata={
-            "acknowledgements_posted": len(pending),
-            "orders_acknowledged": outcomes["ACKNOWLEDGED"],
-            "acknowledgements_pending": still_pending,
-            "acknowledgement_conflicts": outcomes["CONFLICT"],
-            "acknowledgements_rejected": outcomes["REJECTED"],
-            "orders_cancelled_before_acknowledgement": outcomes["CANCELLED"],
-            "api_calls": stats.calls,
-            "api_retries": stats.retries,
-            "api_429s": stats.throttled,
-        }
-    )
+    metadata = {
+        "acknowledgements_posted": len(pending),
+        "orders_acknowledged": outcomes["ACKNOWLEDGED"],
+        "acknowledgement_conflicts": outcomes["CONFLICT"],
+        "acknowledgements_rejected": outcomes["REJECTED"],
+        "orders_cancelled_before_acknowledgement": outcomes["CANCELLED"],
+        "api_calls": stats.calls,
+        "api_retries": stats.retries,
+        "api_429s": stats.throttled,
+        "api_wait_seconds": round(stats.waited_seconds, 3),
+    }
+    with warehouse.get_connection() as conn:
+        metadata["acknowledgements_pending"] = conn.execute(
+            "SELECT count(*) FROM sync.acknowledgements WHERE status = 'PENDING'"
+        ).fetchone()[0]
+        record_step_counts(
+            conn, context.run_id, context.job_name, "order_acknowledgements", metadata
+        )
+    return MaterializeResult(metadata=metadata)
 
 
 inbound_assets = [raw_orders, oms_orders, order_acknowledgements]

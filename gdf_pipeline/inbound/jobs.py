@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
+from gdf_pipeline.analytics.assets import analytics_copy
 from gdf_pipeline.inbound.assets import inbound_assets
 
 # Runs that write the warehouse share this tag; dagster.yaml lets one of them run at a time.
@@ -9,8 +10,9 @@ WAREHOUSE_TAGS = {"gdf/warehouse": "writer"}
 
 sync_orders_job = define_asset_job(
     "sync_orders_job",
-    selection=AssetSelection.assets(*inbound_assets),
-    description="Pull NEW orders, load them into the OMS tables, acknowledge them.",
+    selection=AssetSelection.assets(*inbound_assets, analytics_copy),
+    description="Pull NEW orders, load them into the OMS tables, acknowledge them, publish "
+    "the analytics copy.",
     tags=WAREHOUSE_TAGS,
 )
 

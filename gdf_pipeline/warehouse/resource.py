@@ -39,6 +39,9 @@ class Warehouse(DuckDBResource):
     lock_timeout_seconds: float = Field(
         default=600.0, description="How long a step waits for another writer before failing."
     )
+    analytics_copy_path: str = Field(
+        description="The read-only copy for analysts, published after each run."
+    )
     order_number_prefix: str = Field(
         default="SO-", description="Prefix of the OMS order numbers sent in acknowledgements."
     )
@@ -58,6 +61,23 @@ class Warehouse(DuckDBResource):
                 if key not in _migrated:
                     migrate(conn)
                     _migrated.add(key)
+                yield conn
+            finally:
+                conn.close()
+
+    @contextmanager
+    def read_connection(
+        self, timeout_seconds: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yields a read-only connection under the writer lock (no run writes meanwhile)."""
+        if not Path(self.database).exists():
+            raise FileNotFoundError(
+                f"There is no warehouse at {self.database} yet; run `gdf-pipeline sync` first."
+            )
+        timeout = self.lock_timeout_seconds if timeout_seconds is None else timeout_seconds
+        with _exclusive_lock(self.lock_path, timeout):
+            conn = duckdb.connect(self.database, read_only=True)
+            try:
                 yield conn
             finally:
                 conn.close()

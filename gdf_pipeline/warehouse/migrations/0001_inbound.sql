@@ -127,12 +127,14 @@ CREATE TABLE sync.cursors (
     updated_at TIMESTAMPTZ NOT NULL
 );
 
--- One row per pipeline run with its counts, for `gdf-pipeline status`.
-CREATE TABLE sync.runs (
-    run_id VARCHAR PRIMARY KEY,
+-- One row per finished step of a run, with its counts, for `gdf-pipeline status`.
+CREATE TABLE sync.step_counts (
+    run_id VARCHAR NOT NULL,
     job_name VARCHAR NOT NULL,
-    started_at TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ,
-    succeeded BOOLEAN,
-    counts JSON
+    step VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    api_calls INTEGER NOT NULL,
+    api_429s INTEGER NOT NULL,
+    counts JSON NOT NULL,
+    PRIMARY KEY (run_id, step)
 );

@@ -1,0 +1,52 @@
+"""The analytics copy asset, and the freshness check that alerts when syncs stop succeeding."""
+
+from datetime import timedelta
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    build_last_update_freshness_checks,
+    build_sensor_for_freshness_checks,
+)
+
+from gdf_pipeline.inbound.assets import order_acknowledgements
+from gdf_pipeline.warehouse import Warehouse
+from gdf_pipeline.warehouse.analytics import publish_analytics_copy
+
+
+def publish(context, warehouse: Warehouse) -> dict:
+    """Publishes the analytics copy if anything changed; logs and returns what it did."""
+    with warehouse.get_connection() as conn:
+        outcome = publish_analytics_copy(conn, Path(warehouse.analytics_copy_path))
+    if outcome["published"]:
+        context.log.info(f"Published the analytics copy to {warehouse.analytics_copy_path}")
+    return outcome
+
+
+@asset(group_name="analytics", deps=[order_acknowledgements], kinds={"duckdb"})
+def analytics_copy(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Read-only copy of the OMS and sync tables and analytics views, replaced atomically."""
+    outcome = publish(context, warehouse)
+    return MaterializeResult(
+        metadata={
+            "published": outcome["published"],
+            "tables": outcome["tables"],
+            "publish_seconds": round(outcome["seconds"], 3),
+            "path": MetadataValue.path(warehouse.analytics_copy_path),
+        }
+    )
+
+
+# A sync runs every 15 minutes; an hour without a successful one means orders are not flowing.
+sync_freshness_checks = build_last_update_freshness_checks(
+    assets=[order_acknowledgements], lower_bound_delta=timedelta(hours=1)
+)
+freshness_checks_sensor = build_sensor_for_freshness_checks(
+    freshness_checks=sync_freshness_checks,
+    name="freshness_checks_sensor",
+    default_status=DefaultSensorStatus.RUNNING,
+)
