@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import uuid
+from pathlib import Path
 
 from gdf_pipeline.settings import Settings, SettingsError
 
@@ -20,6 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="the whole pipeline against a local emulator")
     status = commands.add_parser("status", help="runs, backlog, stuck items, API use today")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    replay = commands.add_parser("replay", help="load quarantined orders again, corrected")
+    replay_how = replay.add_subparsers(dest="replay", required=True)
+    export = replay_how.add_parser("export", help="write quarantined orders to JSON files")
+    export.add_argument("folder", type=Path)
+    corrected = replay_how.add_parser("orders", help="load corrected order files, then sync")
+    corrected.add_argument("files", type=Path, nargs="+")
+    replay_how.add_parser("refetch", help="fetch quarantined orders from GoDataFeed, then sync")
 
     emulator = commands.add_parser("emulator", help="serve a local GoDataFeed emulator")
     from gdf_pipeline.emulator import cli as emulator_cli
@@ -37,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             return emulator_cli.run(args)
         if args.command == "sync":
             return sync()
+        if args.command == "replay":
+            return replay_orders(args)
         if args.command == "status":
             return status_report(as_json=args.json)
         if args.command == "demo":
@@ -59,6 +71,44 @@ def sync() -> int:
     summary = run_job("sync_orders_job", settings)
     print(format_sync_summary(summary))
     return 0 if summary.success else 1
+
+
+def replay_orders(args: argparse.Namespace) -> int:
+    """Exports quarantined orders, or stages corrected or refetched ones and syncs them."""
+    from gdf_pipeline.inbound import replay
+    from gdf_pipeline.resources import build_resources
+
+    settings = Settings.from_env()
+    resources = build_resources(settings)
+    warehouse = resources["warehouse"]
+    if args.replay == "export":
+        with warehouse.get_connection() as conn:
+            written = replay.export_quarantine(conn, args.folder)
+        print(f"Wrote {len(written)} quarantined orders to {args.folder}; each file has the")
+        print("reason beside the order. Correct the order, then: gdf-pipeline replay orders FILE")
+        return 0
+
+    if args.replay == "orders":
+        try:
+            orders = replay.read_corrected_orders(args.files)
+        except replay.ReplayError as error:
+            print(f"gdf-pipeline: {error}", file=sys.stderr)
+            return 1
+        failures = []
+    else:
+        if not settings.consumer_key:
+            raise SettingsError("GDF_CONSUMER_KEY is not set")
+        with warehouse.get_connection() as conn:
+            quarantined = replay.unresolved_quarantine(conn)
+        with resources["gdf"].get_client() as client:
+            orders, failures = replay.refetch_quarantined(client, quarantined)
+    for failure in failures:
+        print(f"not replayed: {failure}", file=sys.stderr)
+
+    with warehouse.get_connection() as conn:
+        staged = replay.stage_replay(conn, orders, f"replay-{uuid.uuid4()}")
+    print(f"Staged {staged} orders for replay; syncing")
+    return sync()
 
 
 def status_report(as_json: bool) -> int:

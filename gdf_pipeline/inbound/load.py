@@ -177,7 +177,7 @@ FROM (
         row_number() OVER (ORDER BY p.imported_at NULLS LAST, p.gdf_order_id)
             + (SELECT coalesce(max(order_seq), 0) FROM oms.orders) AS seq
     FROM load_parsed p
-    WHERE p.listing = 'NEW' AND len(p.problems) = 0
+    WHERE p.listing IN ('NEW', 'REPLAY') AND len(p.problems) = 0
       AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id)
 ) p
 """
@@ -220,6 +220,9 @@ INSERT INTO sync.acknowledgements BY NAME
 SELECT gdf_order_id, order_number, 'PENDING' AS status,
     current_timestamp AS created_at, current_timestamp AS updated_at
 FROM load_new;
+
+UPDATE sync.quarantine SET resolved_at = current_timestamp
+WHERE resolved_at IS NULL AND gdf_order_id IN (SELECT gdf_order_id FROM load_new);
 """
 
 _QUARANTINE_SQL = """
@@ -259,10 +262,10 @@ WHERE sync.acknowledgements.gdf_order_id = c.gdf_order_id
 
 _COUNTS_SQL = """
 SELECT
-    (SELECT count(*) FROM load_parsed WHERE listing = 'NEW') AS distinct_new,
+    (SELECT count(*) FROM load_parsed WHERE listing IN ('NEW', 'REPLAY')) AS distinct_new,
     (SELECT count(*) FROM load_new) AS loaded,
     (SELECT coalesce(sum(len(o.items)), 0) FROM load_new) AS lines_loaded,
-    (SELECT count(*) FROM load_parsed p WHERE listing = 'NEW' AND len(problems) = 0
+    (SELECT count(*) FROM load_parsed p WHERE listing IN ('NEW', 'REPLAY') AND len(problems) = 0
         AND EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
                     AND x.load_run_id IS DISTINCT FROM ?)) AS already_known,
     (SELECT count(*) FROM load_parsed p WHERE len(problems) > 0

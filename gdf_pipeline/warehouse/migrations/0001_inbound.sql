@@ -9,7 +9,7 @@ CREATE SCHEMA IF NOT EXISTS sync;
 CREATE TABLE raw.pulls (
     pull_id VARCHAR PRIMARY KEY,
     run_id VARCHAR,
-    listing VARCHAR NOT NULL,          -- NEW (orders to insert) or CANCELLED (upstream cancels)
+    listing VARCHAR NOT NULL,          -- NEW, CANCELLED (upstream cancels) or REPLAY (operator)
     modified_since TIMESTAMPTZ,
     pulled_at TIMESTAMPTZ NOT NULL,
     order_count INTEGER NOT NULL,
