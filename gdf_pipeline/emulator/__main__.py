@@ -1,0 +1,8 @@
+"""`python -m gdf_pipeline.emulator`: serve the emulator until interrupted."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
