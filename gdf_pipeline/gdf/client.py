@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import takewhile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
@@ -38,6 +38,9 @@ from gdf_pipeline.gdf.errors import (
 from gdf_pipeline.gdf.jsontext import dumps_exact
 from gdf_pipeline.gdf.ratelimit import SharedLeakyBucket
 from gdf_pipeline.gdf.redaction import install_redaction_filter, redact, register_secret
+
+if TYPE_CHECKING:
+    from gdf_pipeline.settings import Settings
 
 __all__ = ["ClientStats", "GoDataFeedClient", "PacedRetry", "dumps_exact"]
 
@@ -212,7 +215,7 @@ class GoDataFeedClient:
         self._session = self._build_session(backoff_factor, backoff_max)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> GoDataFeedClient:
+    def from_settings(cls, settings: Settings) -> GoDataFeedClient:
         """Build a client from `Settings`, paced by the bucket shared under `state_dir`.
 
         Raises AuthorizationError when GDF_CONSUMER_KEY is not set.
@@ -473,9 +476,12 @@ class GoDataFeedClient:
     ) -> requests.Response:
         """Send one request through the limiter and the retrying adapter.
 
-        Retries (5xx, 429, dropped connections, timeouts) happen inside the adapter. The body
-        is read here, so a connection dropped mid-body is reported like any other failure.
+        Retries (5xx, 429, dropped connections, timeouts) happen inside the adapter; the last
+        answer is returned whatever its status. Raises TransientError when no answer came.
         """
+        # TODO: a connection dropped while the body streams ends as a TransientError instead
+        # of a retry, because requests reads the body after urllib3's retry loop has returned;
+        # it can go when requests lets urllib3 preload bodies.
         self._pace()
         self.stats.calls += 1
         request_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -494,7 +500,6 @@ class GoDataFeedClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             )
-            response.content  # noqa: B018 - read the body now, inside the error handling
         except URL_ERRORS as error:
             failure = GoDataFeedError(
                 f"{method} {redact(path)} could not be sent; check GDF_API_URL "
@@ -530,9 +535,7 @@ class GoDataFeedClient:
         if status == 400:
             raise BadRequestError(f"GoDataFeed rejected {action} as invalid (400){detail}", **where)
         if status == 404:
-            raise OrderNotFoundError(
-                f"GoDataFeed does not know the order while {action} (404){detail}", **where
-            )
+            raise OrderNotFoundError(f"GoDataFeed answered 404 while {action}{detail}", **where)
         if status == 409:
             current = self._order_after_conflict(order_id)
             current_status = None if current is None else current.get(contract.STATUS_FIELD)
