@@ -5,42 +5,20 @@ acknowledgements loses and duplicates nothing."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 
 import duckdb
 import pytest
+from cli_runs import run_cli
 
 from gdf_pipeline.emulator import Emulator
 
 
-def sync_env(emulator: Emulator, data_dir, **extra) -> dict:
-    env = {
-        **os.environ,
-        "GDF_API_URL": emulator.url,
-        "GDF_CONSUMER_KEY": emulator.consumer_key,
-        "GDF_DATA_DIR": str(data_dir),
-        "DAGSTER_HOME": str(data_dir / "dagster_home"),
-        "GDF_RATE_LIMIT_BURST": "10",
-        "GDF_RATE_LIMIT_PER_SECOND": "20",
-    }
-    env.pop("GDF_CRASH_AT", None)
-    env.update(extra)
-    return env
-
-
 def run_sync(emulator: Emulator, data_dir, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gdf_pipeline.cli", "sync"],
-        env=sync_env(emulator, data_dir, **extra),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(emulator, data_dir, "sync", **extra)
 
 
 def oms_orders(data_dir) -> dict[str, str]:
