@@ -963,6 +963,21 @@ def test_generator_is_reproducible_with_the_seed():
     )
 
 
+def test_orders_use_the_contract_field_names_in_order(emulator):
+    api = Api(emulator)
+    shipped_id = emulator.all_orders()[0]["id"]
+    move_to(api, shipped_id, SHIPPED)
+
+    for order in api.list(pageSize=250).json()["orders"]:
+        assert tuple(order)[: len(contract.ORDER_FIELDS)] == contract.ORDER_FIELDS
+        assert tuple(order["customer"])[:3] == contract.CUSTOMER_FIELDS
+        address_fields = len(contract.ADDRESS_FIELDS)
+        assert tuple(order["shippingAddress"])[:address_fields] == contract.ADDRESS_FIELDS
+        for item in order["items"]:
+            assert tuple(item)[: len(contract.ITEM_FIELDS)] == contract.ITEM_FIELDS
+    assert tuple(api.get(shipped_id).json()["shipment"]) == contract.SHIPMENT_FIELDS
+
+
 def walk(value, path=()):
     """Every (path, value) in a JSON-shaped value, containers included."""
     yield path, value

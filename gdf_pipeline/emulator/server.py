@@ -22,7 +22,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from gdf_pipeline.gdf import contract
 from gdf_pipeline.gdf.contract import (
     ACKNOWLEDGE_PATH,
+    AUTHORIZATION_HEADER,
     AUTHORIZATION_PATH,
+    BEARER_SCHEME,
     CONSUMER_KEY_PARAM,
     MESSAGE_FIELD,
     MODIFIED_SINCE_PARAM,
@@ -48,7 +50,7 @@ logger = logging.getLogger(__name__)
 _V1_ROOT = V1_PREFIX.split("{token}")[0]
 _MAX_BODY_BYTES = 1 << 20
 _INTEGER = re.compile(r"[0-9]{1,9}")
-_BEARER = re.compile(r"bearer +(\S+)", re.IGNORECASE)
+_BEARER = re.compile(re.escape(BEARER_SCHEME) + r" +(\S+)", re.IGNORECASE)
 
 # v1 puts the token in the path and authorization puts the consumer key in the query: both are
 # masked before a request line reaches a log.
@@ -65,8 +67,8 @@ def redact(text: str) -> str:
 
 
 def _route(template: str) -> re.Pattern:
-    before, _, after = template.partition("{order_id}")
-    if not _:
+    before, placeholder, after = template.partition("{order_id}")
+    if not placeholder:
         return re.compile(re.escape(template))
     return re.compile(re.escape(before) + r"(?P<order_id>[^/]+)" + re.escape(after))
 
@@ -141,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
             token, slash, rest = path[len(_V1_ROOT) :].partition("/")
             token, resource = unquote(token), slash + rest
         elif path.startswith(V2_PREFIX + "/"):
-            match = _BEARER.fullmatch(self.headers.get("Authorization", "").strip())
+            match = _BEARER.fullmatch(self.headers.get(AUTHORIZATION_HEADER, "").strip())
             token, resource = (match[1] if match else None), path[len(V2_PREFIX) :]
         else:
             raise ApiError(404, f"No resource at {redact(path)}.")

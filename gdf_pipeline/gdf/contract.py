@@ -128,3 +128,10 @@ ITEMS_FIELD = "items"
 MODIFIED_AT_FIELD = "modifiedAt"
 AUTHORIZATION_HEADER = "Authorization"
 BEARER_SCHEME = "Bearer"
+
+# Names the emulator writes besides the ones above.
+ORDER_DATE_FIELD = "orderDate"
+IMPORTED_AT_FIELD = "importedAt"
+ACKNOWLEDGED_AT_FIELD = "acknowledgedAt"
+SHIPMENT_FIELD = "shipment"
+CANCELLED_AT_FIELD = "cancelledAt"
