@@ -764,24 +764,52 @@ def test_money_round_trips_as_exact_decimals():
 # The rate limit.
 
 
-def test_full_bucket_answers_429_and_refused_calls_do_not_enter_it():
-    with Emulator(orders=5, rate_burst=3, rate_per_second=5.0) as emulator:
-        api = Api(emulator)  # one call in the bucket
-        assert [api.list().status_code for _ in range(2)] == [200, 200]
+class BucketClock:
+    """Stands in for the rate limit's monotonic clock; moves only when told to."""
 
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def bucket_clock(monkeypatch) -> BucketClock:
+    clock = BucketClock()
+    monkeypatch.setattr(emulator_store, "_monotonic", clock)
+    return clock
+
+
+def test_full_bucket_answers_429_and_refused_calls_do_not_enter_it(bucket_clock):
+    with Emulator(orders=5, rate_burst=3, rate_per_second=5.0) as emulator:
+        api = Api(emulator)  # the authorization is the first call in the bucket
+        admitted = [api.list().status_code for _ in range(2)]
         refused = [api.list().status_code for _ in range(20)]
         # One call drains in 0.2 s: had the refused calls entered, the bucket would hold 23.
-        time.sleep(0.25)
-        after_wait = api.list()
+        bucket_clock.now += 0.2
+        after_one_drained = api.list()
+        full_again = api.list()
 
+        assert admitted == [200, 200]
         assert refused == [429] * 20
-        assert_error(api.list(), 429)
-        assert after_wait.status_code == 200
-        assert emulator.stats.rate_limited == 21
-        assert emulator.stats.responses[429] == 21
+        assert after_one_drained.status_code == 200
+        assert_error(full_again, 429)
+        assert emulator.stats.rate_limited == emulator.stats.responses[429] == 21
 
 
-def test_authorization_calls_count_against_the_bucket():
+def test_bucket_drains_continuously(bucket_clock):
+    with Emulator(rate_burst=4, rate_per_second=2.0) as emulator:
+        url = emulator.url + contract.AUTHORIZATION_PATH
+        assert {requests.get(url).status_code for _ in range(4)} == {401}
+        bucket_clock.now += 1.0  # two calls drained
+
+        statuses = [requests.get(url).status_code for _ in range(3)]
+
+    assert statuses == [401, 401, 429]
+
+
+def test_authorization_calls_count_against_the_bucket(bucket_clock):
     with Emulator(rate_burst=2, rate_per_second=1.0) as emulator:
         url = emulator.url + contract.AUTHORIZATION_PATH
         params = {contract.CONSUMER_KEY_PARAM: emulator.consumer_key}
@@ -789,6 +817,7 @@ def test_authorization_calls_count_against_the_bucket():
         statuses = [requests.get(url, params=params).status_code for _ in range(3)]
 
         assert statuses == [200, 200, 429]
+        assert emulator.stats.authorizations == 2
 
 
 def test_rate_burst_zero_turns_the_limit_off(api):
@@ -803,7 +832,7 @@ def test_rate_burst_zero_turns_the_limit_off(api):
         pytest.param("positive", {"1"}, id="positive"),
     ],
 )
-def test_retry_after_modes_on_429_and_503(mode, expected):
+def test_retry_after_modes_on_429_and_503(bucket_clock, mode, expected):
     with Emulator(rate_burst=1, rate_per_second=5.0, faults=Faults(retry_after=mode)) as emulator:
         url = emulator.url + contract.AUTHORIZATION_PATH
         requests.get(url)
@@ -836,7 +865,7 @@ def test_retry_after_random_mode_mixes_all_three(emulator):
     assert {a.status_code for a in answers} == {500, 502, 503, 504}
 
 
-def test_retry_after_positive_counts_the_seconds_until_the_bucket_has_room():
+def test_retry_after_positive_counts_the_seconds_until_the_bucket_has_room(bucket_clock):
     faults = Faults(retry_after="positive")
     with Emulator(rate_burst=1, rate_per_second=0.25, faults=faults) as emulator:
         Api(emulator)

@@ -31,6 +31,7 @@ from gdf_pipeline.gdf.contract import (
     IMPORTED_AT_FIELD,
     MODIFIED_AT_FIELD,
     NEW,
+    ORDER_DATE_FIELD,
     ORDER_ID_FIELD,
     SELLER_ORDER_NUMBER_FIELD,
     SELLER_ORDER_NUMBER_MAX_LENGTH,
@@ -165,7 +166,7 @@ class LeakyBucket:
         self.capacity = capacity
         self.rate = rate
         self.level = 0.0
-        self._last = time.monotonic()
+        self._last = _monotonic()
 
     def enter(self) -> float | None:
         """Counts a call in; or, when the bucket is full, returns the seconds until it has room.
@@ -173,7 +174,7 @@ class LeakyBucket:
         A call that finds the bucket full does not enter it, so hammering a full bucket does
         not keep it full.
         """
-        now = time.monotonic()
+        now = _monotonic()
         self.level = max(0.0, self.level - (now - self._last) * self.rate)
         self._last = now
         if self.level + 1.0 > self.capacity + 1e-9:
@@ -563,7 +564,9 @@ class Store:
             )
         if ship_date < record.order_date:
             raise ApiError(
-                400, f"{SHIP_DATE_FIELD} {_format_ship_date(ship_date)} is before the orderDate."
+                400,
+                f"{SHIP_DATE_FIELD} {_format_ship_date(ship_date)} is before the order's "
+                f"{ORDER_DATE_FIELD}.",
             )
         carrier = body.get(CARRIER_FIELD)
         if not isinstance(carrier, str) or not carrier.strip():
@@ -618,4 +621,10 @@ def _consumer_key(seed: int) -> str:
 
 
 def _now() -> datetime:
+    """The wall clock for timestamps, in whole seconds; tests replace it to travel in time."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def _monotonic() -> float:
+    """The rate limit's clock; tests replace it to drain the bucket without sleeping."""
+    return time.monotonic()
