@@ -5,10 +5,10 @@ digits, any Unicode in names, addresses and titles (quotes, commas, newlines, ac
 Arabic, emoji), nulls wherever the contract allows them, unknown extra fields at several levels,
 postal codes with leading zeros, and a few orders whose totals are off by marketplace rounding.
 
-Speed matters as much as variety: benchmarks ask for 100,000 orders. Customers and products are
-drawn once per generator into small pools, and each order only picks from them, so an order
-costs a few dozen random draws and integer sums. Money is summed in minor units (integers) and
-turned into exact Decimals at the end, so no binary float ever touches an amount.
+Speed matters as much as variety: benchmarks ask for 100,000 orders. Products form a small
+catalog, and buyers a pool per marketplace and country that later orders draw from again (repeat
+customers), so an order costs a few dozen random draws and integer sums. Amounts are integers of
+minor units, summed exactly, and become Decimals with the currency's digits only at the end.
 """
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ class OrderGenerator:
             for stem, title, cents in _PRODUCTS
             for variant in _VARIANTS
         ]
-        # Unit prices per product and currency, in minor units and as Decimals.
+        # Unit prices per currency, in minor units, in the order of `self._products`.
         self._prices = {
             currency: [max(1, round(product["cents"] * factor)) for product in self._products]
             for currency, factor in _MINOR_PER_CENT.items()
@@ -449,6 +449,8 @@ class OrderGenerator:
             else:
                 subtotal += error
 
+        # The payload spelled out as the contract shows it; the keys come in the order of
+        # `contract.ORDER_FIELDS`, and the conformance tests hold them to it.
         order = {
             "id": self._order_id(),
             "storeId": self.store_id,
