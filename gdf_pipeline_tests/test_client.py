@@ -37,6 +37,7 @@ from gdf_pipeline.gdf.errors import (
     TransitionConflictError,
 )
 from gdf_pipeline.gdf.ratelimit import SharedLeakyBucket
+from gdf_pipeline.settings import Settings
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 SECOND_TOKEN = "fedcba9876543210fedcba9876543210"
@@ -465,6 +466,19 @@ def test_the_token_is_cached_until_shortly_before_it_expires(
         client.get_order("o1")
 
     assert len(fake.requests_to(contract.AUTHORIZATION_PATH)) == authorizations
+
+
+def test_from_settings_paces_through_the_bucket_under_the_state_dir(fake, tmp_path):
+    fake.route("GET", "/orders/o1", Reply(200, order("o1")))
+    settings = Settings(api_url=fake.url, consumer_key=CONSUMER_KEY, data_dir=tmp_path)
+
+    with GoDataFeedClient.from_settings(settings) as client:
+        client.get_order("o1")
+
+    (state_file,) = settings.state_dir.iterdir()
+    assert state_file.suffix == ".bucket"
+    with pytest.raises(AuthorizationError, match="GDF_CONSUMER_KEY is not set"):
+        GoDataFeedClient.from_settings(Settings(api_url=fake.url, data_dir=tmp_path))
 
 
 def test_v2_sends_the_token_as_a_bearer_header(fake, make_client):
