@@ -100,7 +100,9 @@ def replay_orders(args: argparse.Namespace) -> int:
             raise SettingsError("GDF_CONSUMER_KEY is not set")
         with warehouse.get_connection() as conn:
             quarantined = replay.unresolved_quarantine(conn)
-        with resources["gdf"].get_client() as client:
+        from gdf_pipeline.gdf.client import GoDataFeedClient
+
+        with GoDataFeedClient.from_settings(settings) as client:
             orders, failures = replay.refetch_quarantined(client, quarantined)
     for failure in failures:
         print(f"not replayed: {failure}", file=sys.stderr)

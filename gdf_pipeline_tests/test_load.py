@@ -215,3 +215,13 @@ def test_upstream_cancellation_updates_the_oms_and_stops_the_acknowledgement(con
         "JOIN sync.acknowledgements a USING (gdf_order_id) ORDER BY o.order_number"
     ).fetchall()
     assert status == [("CANCELLED", True, "CANCELLED"), ("OPEN", False, "PENDING")]
+
+
+def test_a_replayed_copy_wins_over_the_listed_one_and_loads_once(conn):
+    store_listings(conn, [Listing("REPLAY", [make_order(1)])], "replay-1", None)
+    store_listings(conn, [Listing("NEW", [make_order(1, items=[])])], "run-1", None)
+
+    counts = load_orders(conn, "run-1", "SO-")
+
+    assert counts["loaded"] == 1 and counts["quarantined"] == 0
+    assert conn.execute("SELECT count(*) FROM oms.order_lines").fetchone() == (1,)

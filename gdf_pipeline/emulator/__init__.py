@@ -8,6 +8,6 @@ and cancellations by the marketplace. Run it in-process with `Emulator`, or from
 """
 
 from .server import Emulator
-from .store import Faults, Stats
+from .store import REMOVE, Faults, Stats
 
-__all__ = ["Emulator", "Faults", "Stats"]
+__all__ = ["REMOVE", "Emulator", "Faults", "Stats"]

@@ -392,6 +392,15 @@ class Emulator:
         """Imports `count` NEW orders with `importedAt` now; returns their ids."""
         return self._store.import_orders(count)
 
+    def import_malformed(self, changes: list[dict]) -> list[str]:
+        """Imports one NEW order per dict of top-level changes (`REMOVE` deletes a field), for
+        quarantine tests; returns the ids the emulator files them under."""
+        return self._store.import_malformed(changes)
+
+    def amend_order(self, order_id: str, change: dict) -> dict:
+        """Changes an order's top-level fields, as a seller's fix at the marketplace would."""
+        return self._store.amend_order(order_id, change)
+
     def cancel_upstream(self, order_id: str) -> dict:
         """The marketplace cancels an order (NEW or ACKNOWLEDGED); ValueError when SHIPPED."""
         return self._store.cancel_upstream(order_id)

@@ -226,6 +226,18 @@ def _format_ship_date(moment: datetime) -> str:
     return moment.isoformat()
 
 
+REMOVE = object()
+
+
+def _apply(order: dict, change: dict) -> None:
+    """Sets each field of `change` on the order; the value REMOVE deletes the field."""
+    for field_name, value in change.items():
+        if value is REMOVE:
+            order.pop(field_name, None)
+        else:
+            order[field_name] = _copy(value)
+
+
 def _copy(value):
     """A deep copy of JSON-shaped data (dicts, lists, immutable leaves); faster than deepcopy."""
     if isinstance(value, dict):
@@ -452,6 +464,27 @@ class Store:
     def import_orders(self, count: int) -> list[str]:
         with self._lock:
             return self._import(count)
+
+    def import_malformed(self, changes: list[dict]) -> list[str]:
+        """Imports one NEW order per dict of changes, each change applied to its top level."""
+        with self._lock:
+            generated = self._generator.batch(len(changes), _now())
+            self._add(generated, bulk=False)
+            # The ids are taken before the changes: a change may remove or spoil the id, and
+            # the emulator still files the order under its generated one.
+            ids = [order[ORDER_ID_FIELD] for order, _, _ in generated]
+            for (order, _, _), change in zip(generated, changes, strict=True):
+                _apply(order, change)
+            return ids
+
+    def amend_order(self, order_id: str, change: dict) -> dict:
+        """Applies changes to an order's top level, as a seller's fix at the marketplace would."""
+        with self._lock:
+            record = self._record(order_id)
+            _apply(record.order, change)
+            record.body = None
+            self._version += 1
+            return _copy(record.order)
 
     def cancel_upstream(self, order_id: str) -> dict:
         with self._lock:

@@ -111,9 +111,11 @@ CREATE OR REPLACE TEMP TABLE load_batch AS
     SELECT r.gdf_order_id, r.raw_json, p.listing, r.pulled_at
     FROM raw.orders r JOIN load_pulls p USING (pull_id)
     WHERE r.pulled_at >= (SELECT min(pulled_at) FROM load_pulls)
+    -- One copy per order to insert (an operator's REPLAY before a NEW listing's, then the
+    -- latest), and one per upstream cancellation.
     QUALIFY row_number() OVER (
-        PARTITION BY p.listing, coalesce(r.gdf_order_id, md5(r.raw_json::VARCHAR))
-        ORDER BY r.pulled_at DESC) = 1;
+        PARTITION BY p.listing = 'CANCELLED', coalesce(r.gdf_order_id, md5(r.raw_json::VARCHAR))
+        ORDER BY p.listing = 'REPLAY' DESC, r.pulled_at DESC) = 1;
 """
 
 
