@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format chaos bench clean
+.PHONY: demo test lint format chaos bench bench-full clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,21 @@ test: lint
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Benchmarks print one table (see docs/performance.md). dlt, the peer they measure against,
+# comes from the optional `bench` extra; BENCH=full (or `make bench-full`) measures at 1M orders.
+BENCH ?= quick
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks $(BENCH)
+
+bench-full: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks full
 
 clean:
 	rm -rf $(VENV) data/warehouse.duckdb* data/dagster_home data/inbox data/outbox
