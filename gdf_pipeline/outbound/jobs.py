@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from dagster import Config, OpExecutionContext, job, op
 from pydantic import Field
 
+from gdf_pipeline.faults import crash_point
 from gdf_pipeline.inbound.jobs import WAREHOUSE_TAGS
 from gdf_pipeline.outbound import inbox, ledger
 from gdf_pipeline.outbound.posting import post_due_updates
@@ -100,6 +101,7 @@ def queue_status_updates(
     metadata = {name: int(counts[name]) for name in QUEUE_COUNTS}
     with warehouse.get_connection() as conn:
         record_step_counts(conn, context.run_id, context.job_name, "queue_status_updates", metadata)
+    crash_point("after_queue")
     context.add_output_metadata(metadata)
     context.log.info(
         f"Queued {metadata['queued']} status updates from {metadata['rows_read']} rows "

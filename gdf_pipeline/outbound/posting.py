@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import requests
 
+from gdf_pipeline.faults import crash_point
 from gdf_pipeline.gdf import contract
 from gdf_pipeline.gdf.errors import (
     AuthorizationError,
@@ -124,6 +125,7 @@ def _post_batch(warehouse, client, batch, run_id, counts, logger, clock) -> None
         for update in batch:
             try:
                 outcome = post_one(client, update, now=clock())
+                crash_point("status_update")
             except AuthorizationError as error:
                 outcomes.append(Outcome(update.update_key, ledger.FAILED, _message(error)))
                 counts["failed"] += 1
