@@ -31,6 +31,7 @@ from gdf_pipeline.outbound.csv_files import (
     ShipmentFileError,
     read_shipment_csv,
 )
+from gdf_pipeline.outbound.ship_dates import parse_ship_date
 from gdf_pipeline.outbound.validate import lookup_orders, update_key, validate_rows
 from gdf_pipeline.warehouse import migrate
 
@@ -185,6 +186,16 @@ def test_only_finished_visible_csv_files_directly_in_the_inbox_are_ready(tmp_pat
     assert sorted(path.name for path in ready) == ["B.CSV", "a.csv"]
     assert not inbox.is_ready_name("../escape.csv")
     assert not inbox.is_ready_name("sub/inner.csv")
+
+
+def test_the_documented_sample_file_reads_clean():
+    sample = Path(__file__).parents[1] / "data" / "samples" / "shipments.csv"
+
+    assert inbox.scan_file(sample).problem is None
+    frame = read_all(sample)
+    assert len(frame) == 6 and frame["extra_fields"].sum() == 0
+    for value in frame["ship_date"]:
+        parse_ship_date(value)
 
 
 # Validating.

@@ -244,18 +244,32 @@ def _check_order_ids(rows: pd.DataFrame, problems: _Problems) -> pd.Series:
         ),
     )
 
-    found = rows[["by_order_number", "by_gdf_order_id", "by_marketplace_order_id"]]
-    disagree = found.nunique(axis=1, dropna=True) > 1
-    problems.add(
-        disagree,
-        "order_number",
-        rows["order_number"],
-        found.apply(lambda ids: ", ".join(sorted(set(ids.dropna()))), axis=1).map(
-            lambda names: f"the order columns name different orders ({names})"
-        )
-        if disagree.any()
-        else "",
+    found = pd.DataFrame(
+        {
+            "order_number": rows["by_order_number"],
+            "gdf_order_id": rows["by_gdf_order_id"],
+            "marketplace_order_id": rows["by_marketplace_order_id"].where(
+                rows["marketplace_matches"] == 1
+            ),
+        }
     )
+    disagree = pd.Series(False, index=rows.index)
+    for first, second in (
+        ("order_number", "gdf_order_id"),
+        ("order_number", "marketplace_order_id"),
+        ("gdf_order_id", "marketplace_order_id"),
+    ):
+        disagree |= found[first].notna() & found[second].notna() & (found[first] != found[second])
+    if disagree.any():
+        named = found[disagree].apply(lambda ids: ", ".join(sorted(set(ids.dropna()))), axis=1)
+        problems.add(
+            disagree,
+            "order_number",
+            rows["order_number"],
+            named.map(lambda names: f"the order columns name different orders ({names})").reindex(
+                rows.index
+            ),
+        )
 
     failed = disagree | ambiguous
     for where in unknown.values():
@@ -311,47 +325,69 @@ def _check_ship_dates(
     *,
     now: datetime,
     tz: tzinfo,
-) -> pd.Series:
+) -> dict[int, datetime]:
+    # One call of the rule per row; plain lists, because pandas scalar access costs more than
+    # the rule itself.
+    values = rows["ship_date"].tolist()
+    bought = rows["order_date"].tolist()
+    known = resolved.tolist()
     resolved_dates: dict[int, datetime] = {}
     reasons: dict[int, str] = {}
-    order_dates = rows["order_date"]
 
-    for index in rows.index[shipped.fillna(False)]:
-        value = rows.at[index, "ship_date"]
+    for index in shipped[shipped.fillna(False)].index.tolist():
         try:
-            if resolved[index]:
-                bought = pd.Timestamp(order_dates[index]).to_pydatetime()
-                resolved_dates[index] = resolve_ship_date(value, order_date=bought, now=now, tz=tz)
+            if known[index]:
+                resolved_dates[index] = resolve_ship_date(
+                    values[index], order_date=bought[index], now=now, tz=tz
+                )
             else:
-                parse_ship_date(value)
+                parse_ship_date(values[index])
         except ShipDateError as error:
             reasons[index] = str(error)
 
     if reasons:
-        where = rows.index.isin(list(reasons))
+        where = pd.Series(rows.index.isin(list(reasons)), index=rows.index)
         reason = pd.Series(reasons).reindex(rows.index)
-        problems.add(pd.Series(where, index=rows.index), "ship_date", rows["ship_date"], reason)
-    return pd.Series(resolved_dates, dtype=object)
+        problems.add(where, "ship_date", rows["ship_date"], reason)
+    return resolved_dates
 
 
-def _as_updates(rows: pd.DataFrame, status: pd.Series, ship_dates: pd.Series) -> pd.DataFrame:
+def _as_updates(rows: pd.DataFrame, status: pd.Series, ship_dates: dict) -> pd.DataFrame:
+    columns = {
+        name: rows[name].tolist()
+        for name in (
+            "row_id",
+            "resolved_order_number",
+            "resolved_gdf_order_id",
+            "carrier",
+            "shipping_method",
+            "tracking_number",
+            "ship_date",
+            "ack_status",
+        )
+    }
+    states = status.tolist()
     records = []
-    for index, row in zip(rows.index, rows.itertuples(index=False), strict=True):
-        state = status[index]
+    for position, index in enumerate(rows.index.tolist()):
+        state = states[position]
+        gdf_order_id = columns["resolved_gdf_order_id"][position]
         if state == contract.CANCELLED:
             carrier = shipping_method = tracking_number = ship_date_input = ""
             moment, sent = None, None
         else:
-            carrier, shipping_method = row.carrier, row.shipping_method
-            tracking_number, ship_date_input = row.tracking_number, row.ship_date
+            carrier = columns["carrier"][position]
+            shipping_method = columns["shipping_method"][position]
+            tracking_number = columns["tracking_number"][position]
+            ship_date_input = columns["ship_date"][position]
             moment = ship_dates[index]
             sent = format_ship_date(moment)
         payload = status_payload(state, sent, carrier, shipping_method, tracking_number)
+        ack_status = columns["ack_status"][position]
         records.append(
             (
-                row.row_id,
-                row.resolved_order_number,
-                row.resolved_gdf_order_id,
+                columns["row_id"][position],
+                columns["resolved_order_number"][position],
+                gdf_order_id,
                 state,
                 carrier,
                 shipping_method,
@@ -360,15 +396,8 @@ def _as_updates(rows: pd.DataFrame, status: pd.Series, ship_dates: pd.Series) ->
                 sent,
                 ship_date_input,
                 json.dumps(payload),
-                update_key(
-                    row.resolved_gdf_order_id,
-                    state,
-                    carrier,
-                    shipping_method,
-                    tracking_number,
-                    moment,
-                ),
-                row.ack_status if isinstance(row.ack_status, str) else None,
+                update_key(gdf_order_id, state, carrier, shipping_method, tracking_number, moment),
+                ack_status if isinstance(ack_status, str) else None,
             )
         )
     frame = pd.DataFrame.from_records(records, columns=UPDATE_COLUMNS)
