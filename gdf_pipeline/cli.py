@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("sync", help="pull, load and acknowledge NEW orders once")
+    commands.add_parser("ship", help="post the shipment files and oms.shipments rows once")
     commands.add_parser("demo", help="the whole pipeline against a local emulator")
     status = commands.add_parser("status", help="runs, backlog, stuck items, API use today")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             return emulator_cli.run(args)
         if args.command == "sync":
             return sync()
+        if args.command == "ship":
+            return ship()
         if args.command == "replay":
             return replay_orders(args)
         if args.command == "status":
@@ -70,6 +73,18 @@ def sync() -> int:
         raise SettingsError("GDF_CONSUMER_KEY is not set; create a consumer key in GoDataFeed")
     summary = run_job("sync_orders_job", settings)
     print(format_sync_summary(summary))
+    return 0 if summary.success else 1
+
+
+def ship() -> int:
+    """One outbound pass as a Dagster run; prints the summary; 1 when the run failed."""
+    from gdf_pipeline.runs import SHIP_RUN_CONFIG, format_ship_summary, run_job
+
+    settings = Settings.from_env()
+    if not settings.consumer_key:
+        raise SettingsError("GDF_CONSUMER_KEY is not set; create a consumer key in GoDataFeed")
+    summary = run_job("post_status_updates_job", settings, SHIP_RUN_CONFIG)
+    print(format_ship_summary(summary))
     return 0 if summary.success else 1
 
 

@@ -11,6 +11,7 @@ from gdf_pipeline.analytics.assets import (
 )
 from gdf_pipeline.inbound.assets import inbound_assets
 from gdf_pipeline.inbound.jobs import quarter_hourly_sync_schedule, sync_orders_job
+from gdf_pipeline.outbound import outbound_jobs, outbound_sensors
 from gdf_pipeline.resources import build_resources
 from gdf_pipeline.settings import Settings
 
@@ -20,9 +21,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[*inbound_assets, analytics_copy],
         asset_checks=sync_freshness_checks,
-        jobs=[sync_orders_job],
+        jobs=[sync_orders_job, *outbound_jobs],
         schedules=[quarter_hourly_sync_schedule],
-        sensors=[freshness_checks_sensor],
+        sensors=[*outbound_sensors, freshness_checks_sensor],
         resources=build_resources(settings),
     )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    BetaWarning,
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
@@ -48,6 +49,7 @@ def analytics_copy(context: AssetExecutionContext, warehouse: Warehouse) -> Mate
 # and alerted on without a running daemon as these check results can.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=SupersessionWarning)
+    warnings.simplefilter("ignore", category=BetaWarning)
     sync_freshness_checks = build_last_update_freshness_checks(
         assets=[order_acknowledgements], lower_bound_delta=timedelta(hours=1)
     )
