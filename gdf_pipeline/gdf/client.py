@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import takewhile
+from json.decoder import scanstring
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -42,7 +44,7 @@ from gdf_pipeline.gdf.redaction import install_redaction_filter, redact, registe
 if TYPE_CHECKING:
     from gdf_pipeline.settings import Settings
 
-__all__ = ["ClientStats", "GoDataFeedClient", "PacedRetry", "dumps_exact"]
+__all__ = ["ClientStats", "GoDataFeedClient", "ListedOrder", "PacedRetry", "dumps_exact"]
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +399,7 @@ class GoDataFeedClient:
                     contract.PAGE_SIZE_PARAM: str(self.page_size),
                 },
                 action=f"listing orders (page {page})",
+                parse=_parse_listing,
             )
             batch = answer.get(contract.ORDERS_FIELD) or []
             total = _int_or(answer.get(contract.TOTAL_COUNT_FIELD), seen + len(batch))
@@ -438,6 +441,7 @@ class GoDataFeedClient:
         params: dict[str, str] | None = None,
         body: dict | None = None,
         order_id: str | None = None,
+        parse: Callable[[requests.Response, str], Any] | None = None,
     ) -> Any:
         data = None if body is None else dumps_exact(body).encode("utf-8")
         for attempt in (1, 2):
@@ -445,7 +449,7 @@ class GoDataFeedClient:
             path, headers = self._route(resource, token)
             response = self._send(method, path, params=params, data=data, headers=headers)
             if response.status_code != 401:
-                return self._answer(response, action, order_id)
+                return self._answer(response, action, order_id, parse)
             if attempt == 1:
                 # An unknown or expired token: GoDataFeed wants a fresh one, once.
                 log.info("GoDataFeed answered 401 while %s; authorizing again", action)
@@ -524,10 +528,16 @@ class GoDataFeedClient:
         if self._rate_limiter is not None:
             self.stats.waited_seconds += self._rate_limiter.acquire()
 
-    def _answer(self, response: requests.Response, action: str, order_id: str | None) -> Any:
+    def _answer(
+        self,
+        response: requests.Response,
+        action: str,
+        order_id: str | None,
+        parse: Callable[[requests.Response, str], Any] | None = None,
+    ) -> Any:
         status = response.status_code
         if 200 <= status < 300:
-            return _parse_json(response, action)
+            return (parse or _parse_json)(response, action)
 
         api_message = _api_message(response)
         detail = f" ({api_message})" if api_message else ""
@@ -682,6 +692,88 @@ def _parse_json(response: requests.Response, action: str) -> Any:
             status_code=response.status_code,
         ) from None
     return _exact_money(answer)
+
+
+class ListedOrder(dict):
+    """An order from a listing page, which also keeps its JSON text exactly as it came.
+
+    Raw storage writes that text instead of encoding the order again: the costliest step of a
+    large pull otherwise, and the text is the order as received, digit for digit.
+    """
+
+    __slots__ = ("json_text",)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def _parse_listing(response: requests.Response, action: str) -> Any:
+    """A listing page as `_parse_json` reads it, its orders as `ListedOrder`s."""
+    content = response.content
+    try:
+        return _scan_page(content.decode(json.detect_encoding(content), "surrogatepass"))
+    except (ValueError, RecursionError):
+        # Whatever this scan does not follow is left to the plain parse and its errors.
+        return _parse_json(response, action)
+
+
+def _scan_page(text: str) -> Any:
+    """Parse a JSON document whose top-level `orders` array keeps each order's own text.
+
+    Every value is parsed by the standard decoder; only the top-level object and the array of
+    orders are walked here, so that each order's start and end in the text are known.
+    """
+    index = _skip(text, 0)
+    if not text.startswith("{", index):
+        return _DECODER.decode(text)
+    page: dict[str, Any] = {}
+    index = _skip(text, index + 1)
+    empty = text.startswith("}", index)
+    while not empty:
+        if not text.startswith('"', index):
+            raise ValueError("expected a member name")
+        key, index = scanstring(text, index + 1)
+        index = _skip(text, index)
+        if not text.startswith(":", index):
+            raise ValueError("expected ':'")
+        index = _skip(text, index + 1)
+        if key == contract.ORDERS_FIELD and text.startswith("[", index):
+            page[key], index = _scan_orders(text, index + 1)
+        else:
+            page[key], index = _DECODER.raw_decode(text, index)
+        index = _skip(text, index)
+        if text.startswith("}", index):
+            break
+        if not text.startswith(",", index):
+            raise ValueError("expected ',' or '}'")
+        index = _skip(text, index + 1)
+    if _skip(text, index + 1) != len(text):
+        raise ValueError("extra data after the page")
+    return page
+
+
+def _scan_orders(text: str, index: int) -> tuple[list, int]:
+    orders: list = []
+    index = _skip(text, index)
+    if text.startswith("]", index):
+        return orders, index + 1
+    while True:
+        value, end = _DECODER.raw_decode(text, index)
+        if isinstance(value, dict):
+            value = ListedOrder(value)
+            value.json_text = text[index:end]
+        orders.append(value)
+        index = _skip(text, end)
+        if text.startswith("]", index):
+            return orders, index + 1
+        if not text.startswith(",", index):
+            raise ValueError("expected ',' or ']'")
+        index = _skip(text, index + 1)
+
+
+def _skip(text: str, index: int) -> int:
+    return _WHITESPACE.match(text, index).end()
 
 
 def _api_message(response: requests.Response) -> str | None:

@@ -116,7 +116,10 @@ def store_listings(
             columns["pull_id"].append(pull_id)
             columns["gdf_order_id"].append(order_id if isinstance(order_id, str) else None)
             columns["gdf_status"].append(status if isinstance(status, str) else None)
-            columns["raw_json"].append(dumps_exact(order))
+            # An order read from a listing page keeps the text it came as: re-encoding every
+            # order is the costliest step of a large pull, and the text is the exact original.
+            text = getattr(order, "json_text", None)
+            columns["raw_json"].append(text if text is not None else dumps_exact(order))
             columns["pulled_at"].append(pulled_at)
             columns["run_id"].append(run_id)
     raw_orders = pa.table(columns, schema=_RAW_SCHEMA)
