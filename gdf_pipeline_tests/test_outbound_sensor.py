@@ -80,7 +80,7 @@ def test_a_new_file_requests_one_run_keyed_by_its_content_and_the_cursor_remembe
     assert config == {"files": ["a.csv"], "scan_inbox": False, "read_table": False}
     cursor = json.loads(first.cursor)
     assert list(cursor["requested"]) == [hashlib.sha256(CONTENT).hexdigest()]
-    assert cursor["seen"]["a.csv"][2] == hashlib.sha256(CONTENT).hexdigest()
+    assert cursor["seen"]["a.csv"][-1] == hashlib.sha256(CONTENT).hexdigest()
 
     second = evaluate_files(place, cursor=first.cursor)
 
@@ -104,8 +104,10 @@ def test_an_identical_redrop_is_skipped_and_an_edited_file_runs(place):
     assert len(list((inbox / "rejected").glob("*-b.csv"))) == 1
     assert len(list((inbox / "rejected").glob("*-b.errors.csv"))) == 1
 
-    (inbox / "a.csv").write_bytes(CONTENT.replace(b"1Z1", b"1Z2"))
-    edited = evaluate_files(place, cursor=redrop.cursor)
+    dropped = json.loads(first.cursor)["seen"]["a.csv"]
+    (inbox / "a.csv").write_bytes(CONTENT.replace(b"1Z1", b"1Z2"))  # same size
+    os.utime(inbox / "a.csv", ns=(dropped[1], dropped[1]))  # and the same mtime
+    edited = evaluate_files(place, cursor=first.cursor)
 
     (request,) = edited.run_requests
     assert request.run_key != first.run_requests[0].run_key

@@ -147,7 +147,7 @@ def shipments_table_sensor(context: SensorEvaluationContext, warehouse: Warehous
 class _FilesCursor:
     def __init__(self, requested: dict[str, str], seen: dict[str, list]):
         self.requested = requested  # content hash -> when requested
-        self.seen = seen  # file name -> [size, mtime_ns, content hash]
+        self.seen = seen  # file name -> [size, mtime_ns, ctime_ns, inode, content hash]
 
     @classmethod
     def load(cls, text: str | None) -> "_FilesCursor":
@@ -168,22 +168,29 @@ def _hash_ready_files(inbox_dir: Path, cursor: _FilesCursor, logger) -> dict[Pat
     seen: dict[str, list] = {}
     for path in inbox.ready_files(inbox_dir):
         try:
-            stat = path.stat()
+            identity = _identity(path)
             remembered = cursor.seen.get(path.name)
-            if remembered and remembered[:2] == [stat.st_size, stat.st_mtime_ns]:
-                file_hash = remembered[2]
+            if remembered and remembered[:-1] == identity:
+                file_hash = remembered[-1]
             else:
                 scan = inbox.scan_file(path)
-                if path.stat().st_mtime_ns != scan.mtime_ns or path.stat().st_size != scan.size:
+                if _identity(path) != identity:
                     logger.info(f"{path.name} is still changing; the next tick looks again")
                     continue
                 file_hash = scan.sha256
         except FileNotFoundError:
             continue
         hashes[path] = file_hash
-        seen[path.name] = [stat.st_size, stat.st_mtime_ns, file_hash]
+        seen[path.name] = [*identity, file_hash]
     cursor.seen = seen
     return hashes
+
+
+def _identity(path: Path) -> list[int]:
+    # ctime and inode change with any write or replacement, and no copy tool can preserve them,
+    # so a remembered hash is never taken for a different file under the same name.
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
 def _short_lock(warehouse: Warehouse) -> Warehouse:
