@@ -16,7 +16,7 @@ from pydantic import Field
 from gdf_pipeline.faults import crash_point
 from gdf_pipeline.inbound.jobs import WAREHOUSE_TAGS
 from gdf_pipeline.outbound import inbox, ledger
-from gdf_pipeline.outbound.posting import post_due_updates
+from gdf_pipeline.outbound.posting import post_due_updates, release_dead_claims
 from gdf_pipeline.outbound.queue import queue_file, queue_table
 from gdf_pipeline.resources import GoDataFeedResource
 from gdf_pipeline.settings import Settings
@@ -120,6 +120,7 @@ def post_status_updates(
 ) -> dict:
     """Posts every due status update to GoDataFeed once and records each answer."""
     with warehouse.get_connection() as conn:
+        release_dead_claims(warehouse, conn, context.log)
         due = ledger.count_due(conn, datetime.now(UTC), ignore_backoff=config.retry_now)
         waiting = ledger.count_waiting(conn)
 

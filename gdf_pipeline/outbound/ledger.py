@@ -387,6 +387,32 @@ def release_claims(conn: duckdb.DuckDBPyConnection, keys: list[str], run_id: str
         )
 
 
+def claiming_runs(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The runs that hold claims on status updates now."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT claimed_by FROM sync.status_updates WHERE claimed_by IS NOT NULL"
+        ).fetchall()
+    ]
+
+
+def release_runs_claims(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> int:
+    """Gives back every claim of the given runs (they died); returns how many."""
+    if not run_ids:
+        return 0
+    return len(
+        conn.execute(
+            """
+            UPDATE sync.status_updates SET claimed_by = NULL, claimed_until = NULL
+            WHERE list_contains(?, claimed_by)
+            RETURNING update_key
+            """,
+            [run_ids],
+        ).fetchall()
+    )
+
+
 def retry_at(attempts: int, now: datetime) -> datetime:
     """When a failed update is tried again: 1, 2, 4 ... minutes after, at most an hour."""
     backoff = RETRY_BACKOFF_FIRST * (2 ** max(attempts - 1, 0))

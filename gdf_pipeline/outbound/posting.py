@@ -15,11 +15,16 @@ Answers and their outcomes:
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
+import duckdb
 import requests
 
 from gdf_pipeline.faults import crash_point
@@ -60,21 +65,23 @@ def post_due_updates(
     then is recorded, and the rest stays due.
     """
     counts = Counter()
-    with warehouse.get_connection() as conn:
-        ledger.mark_waiting(conn, clock())
+    with _posting_marker(_markers(warehouse), run_id):
+        with warehouse.get_connection() as conn:
+            ledger.mark_waiting(conn, clock())
+            release_dead_claims(warehouse, conn, logger)
 
-    with gdf.get_client() as client:
-        try:
-            while batch := _claim(warehouse, run_id, clock(), batch_size, ignore_backoff):
-                _post_batch(warehouse, client, batch, run_id, counts, logger, clock)
-        finally:
-            stats = client.stats
-            counts.update(
-                api_calls=stats.calls,
-                api_retries=stats.retries,
-                api_429s=stats.throttled,
-                api_reauthorizations=stats.reauthorizations,
-            )
+        with gdf.get_client() as client:
+            try:
+                while batch := _claim(warehouse, run_id, clock(), batch_size, ignore_backoff):
+                    _post_batch(warehouse, client, batch, run_id, counts, logger, clock)
+            finally:
+                stats = client.stats
+                counts.update(
+                    api_calls=stats.calls,
+                    api_retries=stats.retries,
+                    api_429s=stats.throttled,
+                    api_reauthorizations=stats.reauthorizations,
+                )
 
     with warehouse.get_connection() as conn:
         counts["waiting"] = ledger.count_waiting(conn)
@@ -108,6 +115,65 @@ def post_one(client, update: ClaimedUpdate, *, now: datetime) -> Outcome:
 
     status = order.get(contract.STATUS_FIELD) if isinstance(order, dict) else None
     return Outcome(update.update_key, ledger.POSTED, gdf_status=status)
+
+
+def release_dead_claims(warehouse, conn: duckdb.DuckDBPyConnection, logger=log) -> int:
+    """Gives back the claims of runs that died while posting; returns how many.
+
+    Such updates are due again at once, instead of when the claims expire.
+    """
+    dead = _dead_runs(_markers(warehouse), ledger.claiming_runs(conn))
+    released = ledger.release_runs_claims(conn, dead)
+    if released:
+        logger.info(f"Took back {released} status updates claimed by runs that died")
+    return released
+
+
+def _markers(warehouse) -> Path:
+    return Path(warehouse.database).with_suffix(".posting")
+
+
+@contextmanager
+def _posting_marker(folder: Path, run_id: str) -> Iterator[None]:
+    """Holds an exclusive lock on <folder>/<run_id>.alive while this run may hold claims.
+
+    A run killed between posting and recording cannot give its claims back. The kernel drops
+    the lock with the process, so the next run can tell a dead run's claims from a live one's
+    and take them back at once instead of waiting for them to expire.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run_id}.alive"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _dead_runs(folder: Path, run_ids: list[str]) -> list[str]:
+    """The runs among run_ids whose posting marker is gone or no longer locked."""
+    dead = []
+    for run_id in run_ids:
+        if not run_id or Path(run_id).name != run_id:
+            continue  # not a run id this module wrote; its claim expires on its own
+        path = folder / f"{run_id}.alive"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            dead.append(run_id)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # that run is alive and posting
+        else:
+            dead.append(run_id)
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return dead
 
 
 def _claim(warehouse, run_id, now, batch_size, ignore_backoff) -> list[ClaimedUpdate]:
