@@ -64,6 +64,9 @@ def build_resources(settings: Settings | None = None) -> dict:
         "warehouse": Warehouse(
             database=str(settings.warehouse_path),
             analytics_copy_path=str(settings.analytics_copy_path),
+            # DuckDB takes 80 % of RAM by default; the pipeline spills to disk instead, so a
+            # large shipment file or a large load leaves room for everything else.
+            connection_config={"memory_limit": "1GB"},
             order_number_prefix=settings.order_number_prefix,
         ),
     }

@@ -10,10 +10,12 @@ from dagster import (
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
+    OpExecutionContext,
     SupersessionWarning,
     asset,
     build_last_update_freshness_checks,
     build_sensor_for_freshness_checks,
+    op,
 )
 
 from gdf_pipeline.inbound.assets import order_acknowledgements
@@ -42,6 +44,18 @@ def analytics_copy(context: AssetExecutionContext, warehouse: Warehouse) -> Mate
             "path": MetadataValue.path(warehouse.analytics_copy_path),
         }
     )
+
+
+@op
+def republish_analytics_copy(
+    context: OpExecutionContext, posted: dict, warehouse: Warehouse
+) -> dict:
+    """Republishes the analytics copy after the status updates, if anything changed."""
+    outcome = publish(context, warehouse)
+    context.add_output_metadata(
+        {"published": outcome["published"], "publish_seconds": round(outcome["seconds"], 3)}
+    )
+    return outcome
 
 
 # A sync runs every 15 minutes; an hour without a successful one means orders are not flowing.

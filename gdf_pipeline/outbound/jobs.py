@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from dagster import Config, OpExecutionContext, job, op
 from pydantic import Field
 
+from gdf_pipeline.analytics.assets import republish_analytics_copy
 from gdf_pipeline.faults import crash_point
 from gdf_pipeline.inbound.jobs import WAREHOUSE_TAGS
 from gdf_pipeline.outbound import inbox, ledger
@@ -152,7 +153,7 @@ def post_status_updates(
 @job(tags=WAREHOUSE_TAGS)
 def post_status_updates_job():
     """Queue shipments from the inbox and oms.shipments, then post due status updates."""
-    post_status_updates(queue_status_updates())
+    republish_analytics_copy(post_status_updates(queue_status_updates()))
 
 
 def _inbox_and_zone(config: QueueStatusUpdatesConfig) -> tuple[Path, ZoneInfo]:
