@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from gdf_pipeline.gdf.client import GoDataFeedClient
+from gdf_pipeline.gdf.ratelimit import SharedLeakyBucket
 from gdf_pipeline.settings import Settings
 from gdf_pipeline.warehouse import Warehouse
 
@@ -24,11 +26,8 @@ class GoDataFeedResource(ConfigurableResource):
     page_size: int = Field(default=250, description="Orders per listing page (1 to 250).")
 
     @contextmanager
-    def get_client(self) -> Iterator:
+    def get_client(self) -> Iterator[GoDataFeedClient]:
         """Yields a GoDataFeedClient; its stats count this step's calls, retries and 429s."""
-        from gdf_pipeline.gdf.client import GoDataFeedClient
-        from gdf_pipeline.gdf.ratelimit import SharedLeakyBucket
-
         bucket = SharedLeakyBucket(
             state_dir=self.state_dir,
             consumer_key=self.consumer_key,
