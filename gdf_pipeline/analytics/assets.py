@@ -61,9 +61,11 @@ def republish_analytics_copy(
 # A sync runs every 15 minutes; an hour without a successful one means orders are not flowing.
 # TODO: move to a FreshnessPolicy on order_acknowledgements, once its FAIL state can be tested
 # and alerted on without a running daemon as these check results can.
+# The sensor factory passes Dagster's own beta `owners` parameter, also when the definitions
+# are resolved later, so that one warning is silenced for the process.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=BetaWarning)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=SupersessionWarning)
-    warnings.simplefilter("ignore", category=BetaWarning)
     sync_freshness_checks = build_last_update_freshness_checks(
         assets=[order_acknowledgements], lower_bound_delta=timedelta(hours=1)
     )
