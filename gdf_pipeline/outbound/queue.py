@@ -23,6 +23,10 @@ from gdf_pipeline.outbound.validate import lookup_orders, validate_rows
 log = logging.getLogger(__name__)
 
 TABLE_BATCH_ROWS = 50_000
+# A file's rows wait in DuckDB temp tables until its commit, and DuckDB's own default limit is
+# most of the machine's memory. Past this limit it spills them to disk beside the warehouse, so
+# the process stays bounded whatever the file's size (without it, a 200 MB file took 1.2 GB).
+STAGING_MEMORY_LIMIT = "256MB"
 
 PROCESSED = "PROCESSED"
 PARTLY_REJECTED = "PARTLY_REJECTED"
@@ -47,6 +51,7 @@ def queue_file(
         return Counter()
 
     with warehouse.get_connection() as conn:
+        conn.execute(f"SET memory_limit = '{STAGING_MEMORY_LIMIT}'")
         known = ledger.processed_file(conn, scan.sha256)
         if known is not None:
             settle_known_file(conn, path, known, inbox_dir=inbox_dir, now=now, logger=logger)
