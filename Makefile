@@ -19,8 +19,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
+# loadgroup keeps the tests of one xdist_group (the reliability suite's two sellers) on one
+# worker; every other test is spread as with the default.
 test: lint
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -40,6 +42,11 @@ bench: $(BENCH_STAMP)
 
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks full
+
+# The long fault-injection run (see docs/reliability.md): about a quarter of an hour, then a
+# table of figures. CHAOS_ARGS="--seed N" replays a run; python -m chaos --help lists the rest.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) data/warehouse.duckdb* data/dagster_home data/inbox data/outbox
