@@ -51,6 +51,28 @@ def ready_files(inbox: Path) -> list[Path]:
     return [inbox / name for _, name in sorted(found)]
 
 
+def unread_entries(inbox: Path) -> list[tuple[str, str]]:
+    """Entries named like a ready file that are never read, each with what it is instead.
+
+    Whoever put a symlink or a folder named `*.csv` here meant it to be read; a run names each
+    such entry, so that it is not silently ignored for ever.
+    """
+    if not inbox.is_dir():
+        return []
+    found = []
+    with os.scandir(inbox) as entries:
+        for entry in entries:
+            if not is_ready_name(entry.name):
+                continue
+            if entry.is_symlink():
+                found.append((entry.name, "a symbolic link"))
+            elif entry.is_dir(follow_symlinks=False):
+                found.append((entry.name, "a folder"))
+            elif not entry.is_file(follow_symlinks=False):
+                found.append((entry.name, "not a regular file"))
+    return sorted(found)
+
+
 def is_ready_name(name: str) -> bool:
     """Whether a bare file name is one the pipeline reads: `*.csv`, not hidden, no path."""
     return (

@@ -180,4 +180,10 @@ def _files_to_read(config: QueueStatusUpdatesConfig, inbox_dir: Path, logger) ->
         chosen.append(path)
     if config.scan_inbox:
         chosen += [path for path in inbox.ready_files(inbox_dir) if path not in chosen]
+        for name, what in inbox.unread_entries(inbox_dir):
+            # Links are never followed: one could reach any file the pipeline may read.
+            logger.warning(
+                f"Not reading {name} in the inbox: it is {what}, not a file. Put the file "
+                "itself in the inbox."
+            )
     return chosen
