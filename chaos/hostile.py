@@ -117,6 +117,7 @@ class HostileFile:
     outcome: str  # REJECTED (whole file), PARTLY_REJECTED, PROCESSED, or UNREAD
     reason: str = ""  # words the file's error must contain (whole-file rejections)
     bad_rows: tuple[int, ...] = ()  # rows the errors file must name
+    named_in_log: bool = False  # an unread entry a ship run must name in its warnings
 
 
 def drop_hostile_files(world: World, outside: Path) -> list[HostileFile]:
@@ -228,8 +229,10 @@ def drop_hostile_files(world: World, outside: Path) -> list[HostileFile]:
     (world.inbox / "half-written.csv.part").write_text(
         _csv([list(CSV_HEADER), [untouched(), "", "UPS", "", "1Z12", ""]])
     )
-    for name in ("linked.csv", "parent.csv", "warehouse.csv", "folder.csv", ".hidden.csv"):
-        files.append(HostileFile(name, "UNREAD"))
+    for name in ("linked.csv", "parent.csv", "warehouse.csv", "folder.csv"):
+        files.append(HostileFile(name, "UNREAD", named_in_log=True))
+    # Hidden and half-written files are the documented way to keep a file from being read.
+    files.append(HostileFile(".hidden.csv", "UNREAD"))
     files.append(HostileFile("half-written.csv.part", "UNREAD"))
     return files
 

@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from chaos.hostile import HostileFile
 from chaos.world import SHIP, SYNC, Run, World
 from gdf_pipeline.emulator import Faults
@@ -115,6 +113,7 @@ def settle(world: World, max_runs: int = 5) -> None:
 def check_hostile_files(world: World, files: list[HostileFile], outside: Path) -> list[str]:
     """Problems with what became of each hostile file; [] when each met its fate."""
     problems = []
+    logged = "".join(run.output() for run in world.runs if run.job == SHIP)
     with world.warehouse.get_connection() as conn:
         recorded = {
             row[0]: row[1:]
@@ -130,6 +129,8 @@ def check_hostile_files(world: World, files: list[HostileFile], outside: Path) -
                     problems.append(f"{file.name} was taken from the inbox; it must stay")
                 if file.name in recorded:
                     problems.append(f"{file.name} was read; it must not be")
+                if file.named_in_log and f"Not reading {file.name}" not in logged:
+                    problems.append(f"{file.name} is not read, and no ship run said so")
                 continue
             if file.name not in recorded:
                 problems.append(f"{file.name} was never processed")
@@ -191,13 +192,3 @@ def check_odd_orders(world: World, ids: list[str]) -> list[str]:
 
 def _errors_file(final: Path) -> Path:
     return final.with_name(final.name[: -len(".csv")] + ".errors.csv")
-
-
-def warehouse_tables(world: World) -> dict[str, int]:
-    """Row counts of the warehouse's tables, for the figures."""
-    with duckdb.connect(str(world.data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        return dict(
-            conn.execute(
-                "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables()"
-            ).fetchall()
-        )

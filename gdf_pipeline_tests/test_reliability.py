@@ -199,7 +199,7 @@ def test_the_secrets_scan_finds_a_planted_secret_in_every_kind_of_file(tmp_path)
     assert any("w.duckdb" in leak and "main.t.v" in leak for leak in found.leaks)
 
 
-def test_a_run_config_cannot_name_a_file_outside_the_inbox(tmp_path):
+def test_a_run_config_cannot_name_a_file_outside_the_inbox(tmp_path, caplog):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (tmp_path / "outside.csv").write_text("order_number,carrier\n")
@@ -210,3 +210,4 @@ def test_a_run_config_cannot_name_a_file_outside_the_inbox(tmp_path):
     )
 
     assert _files_to_read(config, inbox, logging.getLogger("test")) == []
+    assert "Not reading linked.csv in the inbox: it is a symbolic link" in caplog.text
