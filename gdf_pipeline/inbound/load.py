@@ -173,9 +173,15 @@ def _address_columns(source: str, prefix: str) -> str:
     return ",\n        ".join(f"{source}.{field} AS {prefix}_{col}" for field, col in names.items())
 
 
+# Added to every lookup of a batch's orders among the OMS orders (true wherever the lookup
+# matches): it bounds the OMS side to the batch's ids, which DuckDB then finds with one scan of
+# a column. Without it each load built a hash table of every OMS order, a cost that grew with
+# history and was most of a sync that found nothing new.
+_IN_BATCH = "x.gdf_order_id IN (SELECT gdf_order_id FROM load_parsed)"
+
 # Numbers are given over the ids alone and joined back: a window that sorts whole parsed orders
 # costs several times more. Each id is in one NEW or REPLAY row of a batch (see _BATCH_SQL).
-_NEW_ORDERS_SQL = """
+_NEW_ORDERS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE load_new AS
 WITH numbered AS (
     SELECT gdf_order_id,
@@ -183,7 +189,8 @@ WITH numbered AS (
             + (SELECT coalesce(max(order_seq), 0) FROM oms.orders) AS seq
     FROM load_parsed p
     WHERE p.listing IN ('NEW', 'REPLAY') AND len(p.problems) = 0
-      AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id)
+      AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
+                      AND {_IN_BATCH})
 )
 SELECT p.* EXCLUDE (raw_json, problems),
     ? || lpad(CAST(n.seq AS VARCHAR), 8, '0') AS order_number, n.seq AS order_seq
@@ -234,7 +241,7 @@ UPDATE sync.quarantine SET resolved_at = current_timestamp
 WHERE resolved_at IS NULL AND gdf_order_id IN (SELECT gdf_order_id FROM load_new);
 """
 
-_QUARANTINE_SQL = """
+_QUARANTINE_SQL = f"""
 INSERT INTO sync.quarantine AS q BY NAME
 SELECT md5(raw_json::VARCHAR) AS quarantine_id, 'order' AS source, gdf_order_id,
     array_to_string(problems, '; ') AS reason, raw_json::VARCHAR AS raw_json,
@@ -242,7 +249,8 @@ SELECT md5(raw_json::VARCHAR) AS quarantine_id, 'order' AS source, gdf_order_id,
     1 AS seen_count, ? AS run_id
 FROM load_parsed p
 WHERE len(p.problems) > 0
-  AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id)
+  AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
+                  AND {_IN_BATCH})
 ON CONFLICT (quarantine_id) DO UPDATE SET
     last_seen_at = excluded.last_seen_at, seen_count = q.seen_count + 1;
 """
@@ -269,26 +277,58 @@ WHERE sync.acknowledgements.gdf_order_id = c.gdf_order_id
   AND sync.acknowledgements.status = 'PENDING';
 """
 
-_COUNTS_SQL = """
+_COUNTS_SQL = f"""
 SELECT
     (SELECT count(*) FROM load_parsed WHERE listing IN ('NEW', 'REPLAY')) AS distinct_new,
     (SELECT count(*) FROM load_new) AS loaded,
     (SELECT coalesce(sum(len(o.items)), 0) FROM load_new) AS lines_loaded,
     (SELECT count(*) FROM load_parsed p WHERE listing IN ('NEW', 'REPLAY') AND len(problems) = 0
         AND EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
-                    AND x.load_run_id IS DISTINCT FROM ?)) AS already_known,
+                    AND {_IN_BATCH} AND x.load_run_id IS DISTINCT FROM ?)) AS already_known,
     (SELECT count(*) FROM load_parsed p WHERE len(problems) > 0
-        AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id))
-        AS quarantined,
+        AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
+                        AND {_IN_BATCH})) AS quarantined,
     (SELECT count(*) FROM load_cancelled) AS cancellations_seen,
     (SELECT count(*) FROM oms.orders x JOIN load_new n USING (gdf_order_id)
         WHERE NOT x.totals_consistent) AS totals_flagged
 """
 
 
+# The temporary tables of a large backlog's load hold several times its raw JSON: 1,000,000
+# orders took 8 GB. Bounded, DuckDB spills them to a file beside the warehouse instead, at no
+# cost in speed. Insertion order is not kept while loading either: nothing reads the OMS tables
+# in insertion order, and keeping it costs memory on every large insert.
+LOAD_MEMORY_LIMIT = "1.5GB"
+
+
 def load_orders(conn: duckdb.DuckDBPyConnection, run_id: str, order_number_prefix: str) -> dict:
     """Loads every raw order no load has consumed yet; returns the counts of what happened."""
     conn.execute("SET TimeZone = 'UTC'")
+    restore = [
+        _restoring_statement(conn, "memory_limit"),
+        _restoring_statement(conn, "preserve_insertion_order"),
+    ]
+    conn.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
+    conn.execute("SET preserve_insertion_order = false")
+    try:
+        return _load(conn, run_id, order_number_prefix)
+    finally:
+        for statement in restore:
+            conn.execute(statement)
+
+
+def _restoring_statement(conn: duckdb.DuckDBPyConnection, name: str) -> str:
+    """The statement that gives a setting back its current value."""
+    # RESET when the value is DuckDB's default: a memory limit reads back rounded, and set
+    # from that text it would shrink a little with every load.
+    current = conn.execute("SELECT current_setting(?)", [name]).fetchone()[0]
+    conn.execute(f"RESET {name}")
+    if conn.execute("SELECT current_setting(?)", [name]).fetchone()[0] == current:
+        return f"RESET {name}"
+    return f"SET {name} = '{current}'"
+
+
+def _load(conn: duckdb.DuckDBPyConnection, run_id: str, order_number_prefix: str) -> dict:
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(_BATCH_SQL)
