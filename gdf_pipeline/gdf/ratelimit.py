@@ -25,6 +25,8 @@ RATE_MARGIN = 0.03
 # Calls that may hold a reserved, not yet reached send time at once (threads and processes on
 # one key). The bucket state never runs further ahead of the clock than the capacity plus these.
 MAX_WAITING_CALLS = 64
+# Bytes of the state file: a float's repr padded with spaces, and a newline.
+STATE_WIDTH = 32
 
 
 class SharedLeakyBucket:
@@ -137,6 +139,9 @@ class _LockedState:
         return value if math.isfinite(value) else 0.0
 
     def write(self, empty_at: float) -> None:
-        data = f"{empty_at!r}\n".encode("ascii")
-        os.ftruncate(self._fd, 0)
+        # Written over the old value at a fixed width, without truncating first: a truncate
+        # costs about a millisecond on every paced call, a tenth of a call at 100 calls a second.
+        data = f"{empty_at!r}".ljust(STATE_WIDTH - 1).encode("ascii") + b"\n"
+        if len(data) > STATE_WIDTH or os.fstat(self._fd).st_size > STATE_WIDTH:
+            os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
