@@ -52,8 +52,8 @@ class Report:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, help="replay a run (default: a random seed)")
-    parser.add_argument("--rounds", type=int, default=8, help="crash matrix rounds (8)")
-    parser.add_argument("--chaos-rounds", type=int, default=6, help="independent rounds (6)")
+    parser.add_argument("--rounds", type=int, default=9, help="crash matrix rounds (9)")
+    parser.add_argument("--chaos-rounds", type=int, default=5, help="independent rounds (5)")
     parser.add_argument("--overlap-rounds", type=int, default=5, help="overlap rounds (5)")
     parser.add_argument("--big-file-mb", type=int, default=200, help="big shipment file (200)")
     parser.add_argument("--min-kills", type=int, default=50, help="fail below this (50)")

@@ -66,6 +66,7 @@ class Run:
     stderr: Path
     crash_at: str | None = None
     kill_after: float | None = None
+    kill_missed: bool = False
 
     @property
     def killed(self) -> bool:
@@ -77,7 +78,7 @@ class Run:
             return f"crash point {self.crash_at}"
         if self.kill_after is not None:
             return f"SIGKILL after {self.kill_after:.1f} s"
-        return "clean"
+        return "finished before its kill" if self.kill_missed else "clean"
 
     def output(self) -> str:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
@@ -226,6 +227,7 @@ class World:
         # A kill that came after the process had already finished is no kill.
         if run.kill_after is not None and not run.killed:
             run.kill_after = None
+            run.kill_missed = True
         if not run.killed and run.returncode == 0:
             self._durations[run.job].append(seconds)
         with self._lock:
@@ -242,7 +244,8 @@ class World:
         return [self.finish(one) for one in started]
 
     def typical_seconds(self, job: str) -> float:
-        times = self._durations[job]
+        """How long the job's last few finished runs took (their median)."""
+        times = self._durations[job][-3:]
         return statistics.median(times) if times else FIRST_GUESS_SECONDS[job]
 
     def random_kill(self, job: str, attempts: int = 3) -> Run:
@@ -338,11 +341,10 @@ class World:
         return ids
 
     def cancel_upstream(self, count: int) -> list[str]:
-        """The marketplace cancels some NEW or ACKNOWLEDGED orders without a status update."""
+        """The marketplace cancels acknowledged orders the seller has not shipped yet, so that
+        a shipment asked for one of them next meets GoDataFeed's refusal."""
         candidates = [
-            o["id"]
-            for o in self.emulator.all_orders()
-            if o["status"] in ("NEW", "ACKNOWLEDGED") and o["id"] not in self.malformed
+            o["id"] for o in self.emulator.all_orders("ACKNOWLEDGED") if o["id"] not in self.intents
         ]
         chosen = self.rng.sample(candidates, min(count, len(candidates)))
         for gdf_id in chosen:
