@@ -679,7 +679,8 @@ def _exact_money(value: Any) -> Any:
 def _money_to_decimal(record: dict, fields: tuple[str, ...]) -> None:
     for field in fields:
         amount = record.get(field)
-        if isinstance(amount, int) and not isinstance(amount, bool):
+        # The exact type: a bool is an int too, and is no amount. Runs for every amount pulled.
+        if type(amount) is int:
             record[field] = Decimal(amount)
 
 
