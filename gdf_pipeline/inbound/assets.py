@@ -67,19 +67,21 @@ _CHECKS = [
         "unique_order_ids",
         asset="oms_orders",
         blocking=True,
-        description="No gdf_order_id or order_number appears twice in oms.orders.",
+        description="No order this run loaded shares its gdf_order_id or order_number with "
+        "another order in oms.orders.",
     ),
     AssetCheckSpec(
         "orders_have_lines",
         asset="oms_orders",
         blocking=True,
-        description="Every order in oms.orders has at least one line in oms.order_lines.",
+        description="Every order this run loaded has at least one line in oms.order_lines.",
     ),
     AssetCheckSpec(
         "orders_have_acknowledgement_records",
         asset="oms_orders",
         blocking=True,
-        description="Every order in oms.orders has its record in sync.acknowledgements.",
+        description="Every order this run loaded has its record, with its number, in "
+        "sync.acknowledgements.",
     ),
     AssetCheckSpec(
         "totals_consistent",
