@@ -82,6 +82,10 @@ _ROUTES = (
 )
 
 
+class _BodyCutShort(Exception):
+    """The connection closed before the request's body was complete."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "GoDataFeedEmulator/1.0"
@@ -100,6 +104,11 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.server.store
         try:
             raw_body = self._read_body()
+        except _BodyCutShort:
+            # The client went away mid-request (a killed process): like any server, the
+            # emulator never acts on half a request.
+            self.close_connection = True
+            return
         except ValueError as error:
             self.close_connection = True
             self._send_message(400, str(error))
@@ -197,7 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
             return b""
         if not _INTEGER.fullmatch(length.strip()) or int(length) > _MAX_BODY_BYTES:
             raise ValueError("Invalid or too large Content-Length.")
-        return self.rfile.read(int(length))
+        body = self.rfile.read(int(length))
+        if len(body) < int(length):
+            raise _BodyCutShort
+        return body
 
     def _read_chunked(self) -> bytes:
         chunks, total = [], 0
