@@ -20,7 +20,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,8 +65,11 @@ def post_due_updates(
     then is recorded, and the rest stays due.
     """
     counts = Counter()
-    with _posting_marker(_markers(warehouse), run_id):
+    with ExitStack() as alive:
         with warehouse.get_connection() as conn:
+            # Marked under the writer lock, which every sweep of dead runs' markers holds too:
+            # no run sees this marker between its creation and its lock.
+            alive.enter_context(_posting_marker(_markers(warehouse), run_id))
             ledger.mark_waiting(conn, clock())
             release_dead_claims(warehouse, conn, logger)
 
@@ -120,7 +123,8 @@ def post_one(client, update: ClaimedUpdate, *, now: datetime) -> Outcome:
 def release_dead_claims(warehouse, conn: duckdb.DuckDBPyConnection, logger=log) -> int:
     """Gives back the claims of runs that died while posting; returns how many.
 
-    Such updates are due again at once, instead of when the claims expire.
+    Such updates are due again at once, instead of when the claims expire. Call it with the
+    writer lock held (conn open): it also removes the markers of runs that died.
     """
     dead = _dead_runs(_markers(warehouse), ledger.claiming_runs(conn))
     released = ledger.release_runs_claims(conn, dead)
@@ -152,28 +156,34 @@ def _posting_marker(folder: Path, run_id: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _dead_runs(folder: Path, run_ids: list[str]) -> list[str]:
-    """The runs among run_ids whose posting marker is gone or no longer locked."""
+def _dead_runs(folder: Path, claiming: list[str]) -> list[str]:
+    """Runs that died: every run whose marker is no longer locked (the marker is removed),
+    and every run holding claims without a marker."""
     dead = []
-    for run_id in run_ids:
+    for path in sorted(folder.glob("*.alive")) if folder.is_dir() else []:
+        if _unlocked(path):
+            dead.append(path.name.removesuffix(".alive"))
+            path.unlink(missing_ok=True)
+    for run_id in claiming:
         if not run_id or Path(run_id).name != run_id:
             continue  # not a run id this module wrote; its claim expires on its own
-        path = folder / f"{run_id}.alive"
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
+        if run_id not in dead and not (folder / f"{run_id}.alive").exists():
             dead.append(run_id)
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # that run is alive and posting
-        else:
-            dead.append(run_id)
-            path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
     return dead
+
+
+def _unlocked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False  # its run just finished and removed it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _claim(warehouse, run_id, now, batch_size, ignore_backoff) -> list[ClaimedUpdate]:
