@@ -100,7 +100,22 @@ def check(world: World) -> Figures:
     _check_updates(world, figures, gdf, {row[0]: row for row in oms_rows}, ledger)
     for note in world.not_clean:
         figures.problem(note)
+    for path in leftovers(world):
+        figures.problem(f"left behind by a killed run: {path.relative_to(world.root)}")
     return figures
+
+
+def leftovers(world: World) -> list:
+    """Scratch files no run is using any more: a half-written analytics copy, a half-written
+    errors file, the marker of a posting run that died. After a clean run there must be none:
+    each is disk space, and the copies are customer data nobody will ever delete."""
+    data = world.data_dir
+    found = [
+        *(data / "analytics").glob(".*.tmp*"),
+        *(world.inbox / "rejected").glob("*.part"),
+        *(data / "warehouse.posting").glob("*.alive"),
+    ]
+    return sorted(found)
 
 
 def injected_faults(world: World) -> Counter:
@@ -226,7 +241,10 @@ def _check_updates(world, figures: Figures, gdf: dict, oms: dict, ledger) -> Non
         distinct = {body for body, _ in received}
         if len(distinct) > 1:
             figures.updates_duplicated += 1
-            figures.problem(f"order {order_id} got {len(distinct)} different status updates")
+            figures.problem(
+                f"order {order_id} got {len(distinct)} different status updates: "
+                + "; ".join(f"{body} answered {answer}" for body, answer in received)
+            )
         accepted = sum(1 for _, answer in received if answer == 200)
         figures.updates_repeated += max(0, accepted - 1)
 

@@ -104,6 +104,7 @@ class Recorder:
 
     status_updates: list[tuple[str, str, int]] = field(default_factory=list)
     upstream_cancellations: int = 0
+    journal: Path | None = None  # every status update, one line each, for a post-mortem
 
 
 class _Started:
@@ -149,6 +150,7 @@ class World:
         self.conflicting: set[str] = set()  # orders given two different updates on purpose
         self.not_clean: list[str] = []
         self.recorder = record_store_calls(emulator)
+        self.recorder.journal = self.root / "status-updates-received.log"
         self.warehouse = Warehouse(
             database=str(self.data_dir / "warehouse.duckdb"),
             analytics_copy_path=str(self.data_dir / "analytics" / "analytics_copy.duckdb"),
@@ -503,13 +505,19 @@ def record_store_calls(emulator: Emulator) -> Recorder:
 
     def recording_update_status(order_id, body):
         text = json.dumps(body, sort_keys=True, default=str)
+        answer = 500  # unless the store answers otherwise
         try:
-            answer = update_status(order_id, body)
+            result = update_status(order_id, body)
+            answer = 200
+            return result
         except ApiError as error:
-            recorder.status_updates.append((order_id, text, error.status))
+            answer = error.status
             raise
-        recorder.status_updates.append((order_id, text, 200))
-        return answer
+        finally:
+            recorder.status_updates.append((order_id, text, answer))
+            if recorder.journal is not None:
+                with open(recorder.journal, "a", encoding="utf-8") as journal:
+                    journal.write(f"{time.time():.3f} {order_id} {answer} {text}\n")
 
     def recording_cancel():
         # Called with the store's lock held: its index is read directly.

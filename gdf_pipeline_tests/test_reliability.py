@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sqlite3
 import sys
 import threading
@@ -211,3 +212,25 @@ def test_a_run_config_cannot_name_a_file_outside_the_inbox(tmp_path, caplog):
 
     assert _files_to_read(config, inbox, logging.getLogger("test")) == []
     assert "Not reading linked.csv in the inbox: it is a symbolic link" in caplog.text
+
+
+def test_the_emulator_never_acts_on_a_request_a_killed_client_cut_short(emulator):
+    # A process killed while sending a request leaves half a body behind; a server acts on
+    # none of it, or the suite would see status updates the pipeline never finished sending.
+    order_id = emulator.all_orders("NEW")[0]["id"]
+    token = emulator._store.authorize(emulator.consumer_key)["token"]
+    body = b'{"status": "CANCELLED"}'
+    head = (
+        f"PUT /v1/{token}/orders/{order_id}/status HTTP/1.1\r\nHost: emulator\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = emulator._server.server_address[:2]
+
+    for sent in (head, head + body[:10], head + body):
+        with socket.create_connection((host, port)) as sock:
+            sock.sendall(sent)
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(4096)  # the server's answer, or its close
+
+    assert emulator.stats.status_update_calls[order_id] == 1
+    assert emulator.order(order_id)["status"] == "CANCELLED"
