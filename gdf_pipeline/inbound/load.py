@@ -118,6 +118,9 @@ CREATE OR REPLACE TEMP TABLE load_batch AS
 """
 
 
+# TODO: parse each order's JSON once instead of twice (values, then JSON types) and on more than
+# one thread; the load runs at about 8,000 orders a second against a 100,000 target. It can go
+# when the pull hands over typed columns from the orders the client has already parsed.
 def _parsed_sql() -> str:
     order_shape = json.dumps(_ORDER_SHAPE).replace("'", "''")
     type_shape = json.dumps(_TYPE_SHAPE).replace("'", "''")
