@@ -38,8 +38,15 @@ SELECT concat_ws('|',
 def publish_analytics_copy(
     conn: duckdb.DuckDBPyConnection, target: Path, force: bool = False
 ) -> dict:
-    """Writes the copy when anything changed since the last one; returns what it did."""
+    """Writes the copy when anything changed since the last one; returns what it did.
+
+    Call it on a connection from `Warehouse.get_connection`: under its writer lock no other
+    process is writing a copy, so any scratch copy found beside the target belongs to a run
+    that died while writing it, and is removed (it holds the customers' data too).
+    """
     started = time.monotonic()
+    for stale in target.parent.glob(f".{target.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     fingerprint = conn.execute(_FINGERPRINT_SQL).fetchone()[0]
     row = conn.execute(
         "SELECT value FROM sync.cursors WHERE name = ?", [FINGERPRINT_CURSOR]
