@@ -38,6 +38,8 @@ from chaos import hostile, invariants, scenarios, secrets  # noqa: E402
 from chaos.world import SHIP, SYNC, World  # noqa: E402
 from gdf_pipeline.emulator import Emulator, Faults  # noqa: E402
 from gdf_pipeline.outbound.jobs import QueueStatusUpdatesConfig, _files_to_read  # noqa: E402
+from gdf_pipeline.warehouse import Warehouse  # noqa: E402
+from gdf_pipeline.warehouse.analytics import publish_analytics_copy  # noqa: E402
 
 # Both sellers are built once for the module, so its tests stay on one xdist worker.
 pytestmark = pytest.mark.xdist_group("reliability")
@@ -234,3 +236,23 @@ def test_the_emulator_never_acts_on_a_request_a_killed_client_cut_short(emulator
 
     assert emulator.stats.status_update_calls[order_id] == 1
     assert emulator.order(order_id)["status"] == "CANCELLED"
+
+
+def test_a_copy_half_written_by_a_killed_run_is_removed_by_the_next_publish(tmp_path):
+    warehouse = Warehouse(
+        database=str(tmp_path / "warehouse.duckdb"),
+        analytics_copy_path=str(tmp_path / "analytics" / "copy.duckdb"),
+    )
+    target = Path(warehouse.analytics_copy_path)
+    target.parent.mkdir()
+    stale = [
+        target.with_name(f".copy.duckdb.{pid}.tmp{wal}") for pid, wal in ((7, ""), (8, ".wal"))
+    ]
+    for path in stale:
+        path.write_bytes(b"customer data of a run killed while publishing")
+
+    with warehouse.get_connection() as conn:
+        publish_analytics_copy(conn, target)
+
+    assert target.exists()
+    assert not any(path.exists() for path in stale)
