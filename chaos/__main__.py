@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         report.secrets_scanned = len(known)
         report.scan = secrets.scan([work], known)
         report.problems += report.scan.leaks
+        report.problems += [f"not searched through SQL: {u}" for u in report.scan.unreadable]
+    except Exception as error:  # the table is still printed, with this as a problem
+        report.problems.append(f"the harness failed: {type(error).__name__}: {error}")
     finally:
         for emulator in emulators:
             emulator.stop()

@@ -36,6 +36,7 @@ class Scan:
     duckdb_files: int = 0
     sqlite_files: int = 0
     leaks: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # searched as bytes only
 
 
 def emulator_secrets(emulator: Emulator) -> dict[str, str]:
@@ -96,7 +97,13 @@ def _scan_file(path: Path, needles, secrets: dict[str, str], result: Scan) -> No
 
 
 def _scan_sqlite(path: Path, secrets: dict[str, str], result: Scan) -> None:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # immutable: no locking and no recovery, which a file left by a killed process would
+    # otherwise need (its -wal or -journal beside it is scanned as bytes anyway).
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as error:
+        result.unreadable.append(f"{path}: {error}")
+        return
     try:
         tables = [
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -108,6 +115,8 @@ def _scan_sqlite(path: Path, secrets: dict[str, str], result: Scan) -> None:
                         for label, secret in secrets.items():
                             if secret in text:
                                 result.leaks.append(f"{path}: the {label} in table {table}")
+    except sqlite3.Error as error:
+        result.unreadable.append(f"{path}: {error}")
     finally:
         conn.close()
 
@@ -124,7 +133,11 @@ def _texts(value) -> list[str]:
 
 
 def _scan_duckdb(path: Path, secrets: dict[str, str], result: Scan) -> None:
-    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        conn = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        result.unreadable.append(f"{path}: {error}")
+        return
     try:
         columns = conn.execute(
             "SELECT schema_name, table_name, column_name FROM duckdb_columns() "

@@ -180,6 +180,7 @@ def test_memory_stays_bounded_on_a_large_shipment_file(sellers):
 def test_nothing_the_pipeline_wrote_holds_a_secret(sellers):
     for scan in sellers.scans.values():
         assert scan.leaks == []
+        assert scan.unreadable == []
         # Logs of every process, both warehouses, the Dagster instance and the state folder.
         assert scan.duckdb_files >= 2 and scan.sqlite_files >= 2
         assert scan.files > 10
