@@ -27,12 +27,13 @@ LOCK_FAILURE = re.compile(
 PROFILES: dict[str, tuple[Faults, float]] = {
     "calm": (Faults(), 1.0),
     "5xx storm": (Faults(transient_rate=0.3, retry_after="random"), 1.0),
-    "dropped connections, latency": (Faults(drop_rate=0.1, latency=0.03), 1.0),
+    "dropped connections, latency": (Faults(drop_rate=0.15, latency=0.03), 1.0),
     "429, Retry-After absent": (Faults(retry_after="absent"), 3.0),
     "429, Retry-After 0": (Faults(retry_after="zero"), 3.0),
     "429, Retry-After positive": (Faults(retry_after="positive"), 3.0),
     "429, Retry-After random": (Faults(retry_after="random"), 3.0),
-    "token expiry every 25 calls": (Faults(token_expiry_calls=25), 1.0),
+    # Shorter than a round's sync, so that a token expires in the middle of a run.
+    "token expiry every 10 calls": (Faults(token_expiry_calls=10), 1.0),
 }
 
 # The independent chaos run: 15 % of calls answered 5xx and 5 % dropped, a token that

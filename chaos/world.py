@@ -147,7 +147,6 @@ class World:
         self.runs: list[Run] = []
         self.intents: dict[str, Intent] = {}
         self.malformed: dict[str, str] = {}  # gdf_order_id -> what is wrong with it
-        self.conflicting: set[str] = set()  # orders given two different updates on purpose
         self.not_clean: list[str] = []
         self.recorder = record_store_calls(emulator)
         self.recorder.journal = self.root / "status-updates-received.log"
