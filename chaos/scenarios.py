@@ -62,6 +62,18 @@ class Overlap:
         return [run for run in self.runs if run.returncode != 0]
 
 
+def faults_expected(name: str) -> list[str]:
+    """The kinds of fault (as `invariants.injected_faults` names them) a profile must inject."""
+    faults, over = PROFILES[name]
+    kinds = {
+        "5xx": faults.transient_rate > 0,
+        "dropped": faults.drop_rate > 0,
+        "429": over > 1,
+        "401": faults.token_expiry_calls > 0,
+    }
+    return [kind for kind, expected in kinds.items() if expected]
+
+
 def use_profile(world: World, name: str, rate_burst: int, rate_per_second: float) -> None:
     """Switches the emulator's faults and the pipeline's rate settings to a profile."""
     faults, over = PROFILES[name]
