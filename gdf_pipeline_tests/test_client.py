@@ -654,7 +654,30 @@ def test_list_orders_refuses_an_endless_listing(fake, make_client):
 
     with pytest.raises(GoDataFeedError, match="endless"):
         client.list_orders()
-    assert len(fake.requests_to("/orders")) == 2
+    # Page 3 was asked for while page 2 was read, as the total said there was one; no more.
+    assert [r.query["page"] for r in fake.requests_to("/orders")] == ["1", "2", "3"]
+
+
+def test_list_orders_asks_for_the_next_page_while_reading_one(fake, make_client):
+    orders = [order(f"o{n}") for n in range(6)]
+    fake.route("GET", "/orders", paged(lambda page, size: listing(orders, page, size)))
+    client = make_client(page_size=2)
+    pages_asked: list[list[str]] = []
+
+    def on_page(so_far: int, total: int) -> None:
+        # Called once page 2 is read: page 3 must be on its way already (waited for, since
+        # another thread asks for it), not asked for only after this page.
+        deadline = time.monotonic() + 5
+        while so_far == 4 and len(fake.requests_to("/orders")) < 3:
+            assert time.monotonic() < deadline, "page 3 was not asked for while page 2 was read"
+            time.sleep(0.01)
+        pages_asked.append([r.query["page"] for r in fake.requests_to("/orders")])
+
+    assert len(client.list_orders(on_page=on_page)) == 6
+
+    # Page 1 tells the total, so page 2 waits for it; nothing past the total is asked for.
+    assert pages_asked == [["1"], ["1", "2", "3"], ["1", "2", "3"]]
+    assert len(fake.requests_to("/orders")) == 3
 
 
 # Money.

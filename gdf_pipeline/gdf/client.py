@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +30,7 @@ from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from gdf_pipeline.gdf import contract
+from gdf_pipeline.gdf.collector import collector_paused
 from gdf_pipeline.gdf.errors import (
     AuthorizationError,
     BadRequestError,
@@ -280,14 +282,15 @@ class GoDataFeedClient:
             params[contract.MODIFIED_SINCE_PARAM] = _iso_datetime(modified_since, "modified_since")
 
         orders: dict[str, dict] = {}
-        for number in range(1, LISTING_PASSES_MAX + 1):
-            if self._read_listing(params, orders, on_page):
-                break
-            # The listing changed under the pages: an order that left it moved every later
-            # order one place forward, and an order imported within the same second as the
-            # newest ones can sort before orders already read. Either can put an unread order
-            # onto a page already read; another pass finds it (and the next sync would).
-            log.info("order listing changed while paging (pass %d); reading it again", number)
+        with collector_paused():
+            for number in range(1, LISTING_PASSES_MAX + 1):
+                if self._read_listing(params, orders, on_page):
+                    break
+                # The listing changed under the pages: an order that left it moved every later
+                # order one place forward, and an order imported within the same second as the
+                # newest ones can sort before orders already read. Either can put an unread order
+                # onto a page already read; another pass finds it (and the next sync would).
+                log.info("order listing changed while paging (pass %d); reading it again", number)
         return list(orders.values())
 
     def get_order(self, order_id: str) -> dict:
@@ -389,46 +392,62 @@ class GoDataFeedClient:
         ids_this_pass: set[str] = set()
         previous_total: int | None = None
         shrank = False
-        while True:
-            answer = self._call(
-                "GET",
-                contract.ORDERS_PATH,
-                params={
-                    **params,
-                    contract.PAGE_PARAM: str(page),
-                    contract.PAGE_SIZE_PARAM: str(self.page_size),
-                },
-                action=f"listing orders (page {page})",
-                parse=_parse_listing,
-            )
-            batch = answer.get(contract.ORDERS_FIELD) or []
-            total = _int_or(answer.get(contract.TOTAL_COUNT_FIELD), seen + len(batch))
-            echoed_size = _int_or(answer.get(contract.PAGE_SIZE_FIELD), self.page_size)
-            page_size = min(self.page_size, echoed_size) if echoed_size > 0 else self.page_size
+        page_size = self.page_size
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gdf-listing") as reader:
+            pending = reader.submit(self._fetch_page, params, page)
+            while True:
+                response = pending.result()
+                pending = None
+                # While this page is parsed, the next one is already on its way, when the last
+                # count says there is one: parsing and waiting for GoDataFeed take turns
+                # otherwise. A listing that shrank in between costs one call that is not used.
+                if previous_total is not None and page * page_size < previous_total:
+                    pending = reader.submit(self._fetch_page, params, page + 1)
+                answer = _parse_listing(response, f"listing orders (page {page})")
+                batch = answer.get(contract.ORDERS_FIELD) or []
+                total = _int_or(answer.get(contract.TOTAL_COUNT_FIELD), seen + len(batch))
+                echoed_size = _int_or(answer.get(contract.PAGE_SIZE_FIELD), self.page_size)
+                page_size = min(self.page_size, echoed_size) if echoed_size > 0 else self.page_size
 
-            _merge_orders(orders, batch)
-            new_this_pass = {order.get(contract.ORDER_ID_FIELD) for order in batch}
-            new_this_pass -= ids_this_pass
-            ids_this_pass |= new_this_pass
-            seen += len(batch)
-            shrank = shrank or (previous_total is not None and total < previous_total)
-            previous_total = total
-            if on_page is not None:
-                on_page(len(orders), total)
+                _merge_orders(orders, batch)
+                new_this_pass = {order.get(contract.ORDER_ID_FIELD) for order in batch}
+                new_this_pass -= ids_this_pass
+                ids_this_pass |= new_this_pass
+                seen += len(batch)
+                shrank = shrank or (previous_total is not None and total < previous_total)
+                previous_total = total
+                if on_page is not None:
+                    on_page(len(orders), total)
 
-            if len(batch) < page_size or seen >= total:
-                return not shrank and len(ids_this_pass) >= total
-            if not new_this_pass:
-                raise GoDataFeedError(
-                    f"listing orders: page {page} repeated only orders already read, so the "
-                    "API seems to ignore the page parameter; stopped to avoid an endless loop"
-                )
-            if page * page_size >= total + EXTRA_PAGES_ALLOWED * page_size:
-                raise GoDataFeedError(
-                    f"listing orders: still full pages at page {page} although totalCount is "
-                    f"{total}; stopped to avoid an endless loop"
-                )
-            page += 1
+                if len(batch) < page_size or seen >= total:
+                    return not shrank and len(ids_this_pass) >= total
+                if not new_this_pass:
+                    raise GoDataFeedError(
+                        f"listing orders: page {page} repeated only orders already read, so the "
+                        "API seems to ignore the page parameter; stopped to avoid an endless loop"
+                    )
+                if page * page_size >= total + EXTRA_PAGES_ALLOWED * page_size:
+                    raise GoDataFeedError(
+                        f"listing orders: still full pages at page {page} although totalCount is "
+                        f"{total}; stopped to avoid an endless loop"
+                    )
+                page += 1
+                if pending is None:
+                    pending = reader.submit(self._fetch_page, params, page)
+
+    def _fetch_page(self, params: dict[str, str], page: int) -> requests.Response:
+        """Send `GET orders` for one page of a listing; its answer is parsed by the caller."""
+        return self._call(
+            "GET",
+            contract.ORDERS_PATH,
+            params={
+                **params,
+                contract.PAGE_PARAM: str(page),
+                contract.PAGE_SIZE_PARAM: str(self.page_size),
+            },
+            action=f"listing orders (page {page})",
+            parse=_unparsed,
+        )
 
     # Transport.
 
@@ -682,6 +701,10 @@ def _money_to_decimal(record: dict, fields: tuple[str, ...]) -> None:
         # The exact type: a bool is an int too, and is no amount. Runs for every amount pulled.
         if type(amount) is int:
             record[field] = Decimal(amount)
+
+
+def _unparsed(response: requests.Response, action: str) -> requests.Response:
+    return response
 
 
 def _parse_json(response: requests.Response, action: str) -> Any:
