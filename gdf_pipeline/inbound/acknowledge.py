@@ -7,7 +7,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
 
 from gdf_pipeline.faults import crash_point
 from gdf_pipeline.gdf import contract
@@ -18,6 +17,7 @@ from gdf_pipeline.gdf.errors import (
     TransientError,
     TransitionConflictError,
 )
+from gdf_pipeline.warehouse.rows import register_columns
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,15 @@ def record_outcomes(conn: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) ->
     """Writes outcomes to sync.acknowledgements, and cancellations to oms.orders, at once."""
     if not outcomes:
         return
-    table = pa.table(
+    register_columns(
+        conn,
+        "ack_outcomes",
         {
             "gdf_order_id": [o.gdf_order_id for o in outcomes],
             "status": [o.status for o in outcomes],
             "error": [o.error for o in outcomes],
-        }
+        },
     )
-    conn.register("ack_outcomes", table)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(

@@ -8,23 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
 
 from gdf_pipeline.gdf import contract
+from gdf_pipeline.gdf.collector import collector_paused
 from gdf_pipeline.gdf.jsontext import dumps_exact
+from gdf_pipeline.warehouse.rows import register_columns
 
 CANCELLATION_CURSOR = "cancelled_orders_modified_since"
 
-_RAW_SCHEMA = pa.schema(
-    [
-        ("pull_id", pa.string()),
-        ("gdf_order_id", pa.string()),
-        ("gdf_status", pa.string()),
-        ("raw_json", pa.string()),
-        ("pulled_at", pa.timestamp("us", tz="UTC")),
-        ("run_id", pa.string()),
-    ]
-)
+_RAW_COLUMNS = ("pull_id", "gdf_order_id", "gdf_status", "raw_json")
 
 
 @dataclass
@@ -106,26 +98,22 @@ def store_listings(
     """Writes the listings to raw.pulls and raw.orders and moves the cursor, in one transaction."""
     pulled_at = datetime.now(UTC)
     pulls = []
-    columns = {name: [] for name in _RAW_SCHEMA.names}
-    for listing in listings:
-        pull_id = str(uuid.uuid4())
-        pulls.append(
-            (pull_id, run_id, listing.name, listing.modified_since, pulled_at, len(listing.orders))
-            + (listing.api_calls,)
-        )
-        for order in listing.orders:
-            order_id = order.get(contract.ORDER_ID_FIELD) if isinstance(order, dict) else None
-            status = order.get(contract.STATUS_FIELD) if isinstance(order, dict) else None
-            columns["pull_id"].append(pull_id)
-            columns["gdf_order_id"].append(order_id if isinstance(order_id, str) else None)
-            columns["gdf_status"].append(status if isinstance(status, str) else None)
-            # An order read from a listing page keeps the text it came as: re-encoding every
-            # order is the costliest step of a large pull, and the text is the exact original.
-            text = getattr(order, "json_text", None)
-            columns["raw_json"].append(text if text is not None else dumps_exact(order))
-            columns["pulled_at"].append(pulled_at)
-            columns["run_id"].append(run_id)
-    raw_orders = pa.table(columns, schema=_RAW_SCHEMA)
+    columns: dict[str, list] = {name: [] for name in _RAW_COLUMNS}
+    with collector_paused():
+        for listing in listings:
+            pull_id = str(uuid.uuid4())
+            pull = (pull_id, run_id, listing.name, listing.modified_since, pulled_at)
+            pulls.append(pull + (len(listing.orders), listing.api_calls))
+            for order in listing.orders:
+                order_id = order.get(contract.ORDER_ID_FIELD) if isinstance(order, dict) else None
+                status = order.get(contract.STATUS_FIELD) if isinstance(order, dict) else None
+                columns["pull_id"].append(pull_id)
+                columns["gdf_order_id"].append(order_id if isinstance(order_id, str) else None)
+                columns["gdf_status"].append(status if isinstance(status, str) else None)
+                # An order read from a listing page keeps the text it came as: re-encoding every
+                # order is the costliest step of a large pull, and the text is the exact original.
+                text = getattr(order, "json_text", None)
+                columns["raw_json"].append(text if text is not None else dumps_exact(order))
 
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -134,8 +122,13 @@ def store_listings(
             "order_count, api_calls) VALUES (?, ?, ?, ?, ?, ?, ?)",
             pulls,
         )
-        conn.register("pulled_raw_orders", raw_orders)
-        conn.execute("INSERT INTO raw.orders SELECT * FROM pulled_raw_orders")
+        register_columns(conn, "pulled_raw_orders", columns)
+        # The run and the time are the same for every order, so they are not columns to convert.
+        conn.execute(
+            "INSERT INTO raw.orders SELECT pull_id, gdf_order_id, gdf_status, raw_json, ?, ? "
+            "FROM pulled_raw_orders",
+            [pulled_at, run_id],
+        )
         conn.unregister("pulled_raw_orders")
         if cursor is not None:
             conn.execute(
