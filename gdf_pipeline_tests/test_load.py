@@ -166,6 +166,22 @@ def test_an_order_that_is_not_an_object_is_quarantined(conn):
     )
 
 
+def test_identical_orders_without_an_id_are_quarantined_once_and_counted_per_load(conn):
+    no_id = make_order(7)
+    del no_id["id"]
+    counts = pull_and_load(conn, [no_id, dict(no_id), "just a string", "just a string"])
+
+    assert counts["quarantined"] == 2
+    assert conn.execute(
+        "SELECT reason, seen_count FROM sync.quarantine ORDER BY reason"
+    ).fetchall() == [("missing id", 1), ("the order is not a JSON object", 1)]
+
+    pull_and_load(conn, [no_id], "run-2")
+    assert conn.execute(
+        "SELECT seen_count FROM sync.quarantine WHERE reason = 'missing id'"
+    ).fetchone() == (2,)
+
+
 def test_rerun_adds_nothing_and_keeps_order_numbers(conn):
     orders = [make_order(n) for n in range(1, 6)] + [make_order(9, items=[])]
     pull_and_load(conn, orders, "run-1")
