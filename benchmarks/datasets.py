@@ -38,7 +38,7 @@ def copy_raw(source: str, target: str, orders: int) -> dict:
         """
         INSERT INTO raw.orders
         WITH ids AS (
-            SELECT r.gdf_order_id, r.raw_json::VARCHAR AS raw_text, copy,
+            SELECT r.gdf_order_id, r.raw_json::VARCHAR AS raw_text, r.numbers_typed, copy,
                 CASE WHEN copy = 0 THEN r.gdf_order_id
                      ELSE md5(r.gdf_order_id || ':' || copy) END AS new_id
             FROM source.raw.orders r, range(?) AS copies(copy)
@@ -46,7 +46,7 @@ def copy_raw(source: str, target: str, orders: int) -> dict:
             LIMIT ?
         )
         SELECT 'bench-pull', new_id, 'NEW', replace(raw_text, gdf_order_id, new_id)::JSON,
-            current_timestamp, ?
+            current_timestamp, ?, numbers_typed
         FROM ids
         """,
         [copies, orders, RUN_ID],

@@ -157,6 +157,55 @@ def test_malformed_order_is_quarantined_with_its_reason_and_the_rest_loads(conn,
     assert conn.execute("SELECT count(*) FROM sync.acknowledgements").fetchone()[0] == 1
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"subtotal": "12.5"},
+        {"taxTotal": True},
+        {"orderTotal": None},
+        {"shippingTotal": Decimal("1.001")},
+        {"discountTotal": Decimal("1E+15")},
+        {"items": [{"itemId": "x", "quantity": 1.5, "unitPrice": Decimal("2.00")}]},
+        {"items": [{"itemId": "x", "quantity": 2, "unitPrice": "2.00"}]},
+        {"items": [{"itemId": "x", "quantity": 2}]},
+        {"items": [{"itemId": "x", "quantity": 2, "unitPrice": 2, "taxAmount": False}]},
+    ],
+    ids=repr,
+)
+def test_the_pulls_number_types_give_the_same_reasons_as_the_json(tmp_path, changes):
+    # The same order loaded twice: once with the types the pull recorded, once with them
+    # unknown, as for raw rows from before they were recorded, so the load parses the JSON.
+    outcomes = []
+    for known in (True, False):
+        conn = duckdb.connect(str(tmp_path / f"{known}.duckdb"))
+        migrate(conn)
+        store_listings(conn, [Listing("NEW", [make_order(1, **changes)])], "run-1", None)
+        if not known:
+            conn.execute("UPDATE raw.orders SET numbers_typed = NULL")
+        counts = load_orders(conn, "run-1", "SO-")
+        reasons = conn.execute("SELECT reason FROM sync.quarantine").fetchall()
+        outcomes.append((counts["loaded"], reasons))
+        conn.close()
+
+    assert outcomes[0] == outcomes[1]
+    loaded, reasons = outcomes[0]
+    assert (loaded, len(reasons)) == ((1, 0) if not changes else (0, 1))
+
+
+def test_the_pull_records_whether_amounts_and_quantities_are_json_numbers(conn):
+    orders = [
+        make_order(1),
+        make_order(2, subtotal="12.5"),
+        make_order(3, items=[{"itemId": "x", "quantity": True, "unitPrice": 1}]),
+        "just a string",
+    ]
+    store_listings(conn, [Listing("NEW", orders)], "run-1", None)
+
+    typed = conn.execute("SELECT numbers_typed FROM raw.orders ORDER BY gdf_order_id").fetchall()
+    assert typed == [(True,), (False,), (False,), (False,)]
+
+
 def test_an_order_that_is_not_an_object_is_quarantined(conn):
     counts = pull_and_load(conn, ["just a string", make_order(1)])
 

@@ -65,11 +65,17 @@ def _minor_units_sql(currency: str) -> str:
 
 
 def _money_problem(value: str, json_value: str, label: str, optional: bool = False) -> str:
-    """SQL giving a reason when a money value is missing, not a number, or too precise."""
-    missing = f"{json_value} IS NULL OR json_type({json_value}) = 'NULL'"
+    """SQL giving a reason when a money value is missing, not a number, or too precise.
+
+    On orders whose numbers the pull found typed, an amount is a JSON number in range or null,
+    so its JSON type is not looked at (`ty` is not even parsed for them).
+    """
+    missing = f"""CASE WHEN numbers_typed THEN {value} IS NULL
+        ELSE {json_value} IS NULL OR json_type({json_value}) = 'NULL' END"""
     return f"""CASE
         WHEN {missing} THEN {"NULL" if optional else f"'missing {label}'"}
-        WHEN json_type({json_value}) NOT IN {_NUMBER_TYPES} OR {value} IS NULL
+        WHEN NOT numbers_typed
+            AND (json_type({json_value}) NOT IN {_NUMBER_TYPES} OR {value} IS NULL)
             THEN '{label} is not a number: ' || left({json_value}::VARCHAR, 40)
         WHEN {value} * minor_units <> trunc({value} * minor_units)
             THEN '{label} has more decimals than ' || o.currency || ' allows'
@@ -81,7 +87,8 @@ def _line_checks() -> list[str]:
     """SQL for each check of a line `it` (number `n`): a reason naming the line, or null."""
     quantity = "ty.items[n].quantity"
     checks = [
-        f"CASE WHEN {quantity} IS NULL OR json_type({quantity}) NOT IN ('UBIGINT', 'BIGINT') "
+        f"CASE WHEN (NOT numbers_typed AND ({quantity} IS NULL "
+        f"OR json_type({quantity}) NOT IN ('UBIGINT', 'BIGINT'))) "
         "OR it.quantity < 1 OR it.quantity > 1000000 "
         "THEN 'line ' || n || ': quantity must be a whole number from 1' END"
     ]
@@ -148,7 +155,10 @@ WITH parsed AS (
         CASE WHEN b.gdf_order_id IS NOT NULL THEN 'OBJECT' ELSE json_type(r.raw_json) END
             AS root_type,
         json_transform(r.raw_json, '{order_shape}') AS o,
-        json_transform(r.raw_json, '{type_shape}') AS ty
+        coalesce(r.numbers_typed, false) AS numbers_typed,
+        -- The JSON types of the amounts and quantities, where the pull did not record them.
+        CASE WHEN NOT coalesce(r.numbers_typed, false)
+            THEN json_transform(r.raw_json, '{type_shape}') END AS ty
     FROM raw.orders r JOIN load_batch b ON r.rowid = b.raw_row
     WHERE r.pulled_at >= (SELECT min(pulled_at) FROM load_pulls)
 ), priced AS (

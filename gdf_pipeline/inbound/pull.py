@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import duckdb
 
@@ -16,7 +17,10 @@ from gdf_pipeline.warehouse.rows import register_columns
 
 CANCELLATION_CURSOR = "cancelled_orders_modified_since"
 
-_RAW_COLUMNS = ("pull_id", "gdf_order_id", "gdf_status", "raw_json")
+_RAW_COLUMNS = ("pull_id", "gdf_order_id", "gdf_status", "raw_json", "numbers_typed")
+
+# Amounts at or past this size are out of range for the OMS (see the load's checks).
+_AMOUNT_LIMIT = 10**15
 
 
 @dataclass
@@ -114,6 +118,7 @@ def store_listings(
                 # order is the costliest step of a large pull, and the text is the exact original.
                 text = getattr(order, "json_text", None)
                 columns["raw_json"].append(text if text is not None else dumps_exact(order))
+                columns["numbers_typed"].append(_numbers_typed(order))
 
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -125,8 +130,8 @@ def store_listings(
         register_columns(conn, "pulled_raw_orders", columns)
         # The run and the time are the same for every order, so they are not columns to convert.
         conn.execute(
-            "INSERT INTO raw.orders SELECT pull_id, gdf_order_id, gdf_status, raw_json, ?, ? "
-            "FROM pulled_raw_orders",
+            "INSERT INTO raw.orders BY NAME SELECT pull_id, gdf_order_id, gdf_status, raw_json, "
+            "numbers_typed, ? AS pulled_at, ? AS run_id FROM pulled_raw_orders",
             [pulled_at, run_id],
         )
         conn.unregister("pulled_raw_orders")
@@ -142,6 +147,32 @@ def store_listings(
         raise
 
     return {listing.name: len(listing.orders) for listing in listings}
+
+
+def _numbers_typed(order) -> bool:
+    """Whether every amount and quantity of the order is a JSON number the OMS can hold.
+
+    The client parsed the order with its exact JSON types, which the load would otherwise find
+    out by parsing every order's JSON a second time. True only when no amount is a string, a
+    boolean, an object or out of range, and every line's quantity is a whole number; absent
+    amounts are left to the load's checks. False sends the order through the load's full checks.
+    """
+    if not isinstance(order, dict):
+        return False
+    items = order.get("items")
+    if type(items) is not list:
+        return False
+    for line in items:
+        if type(line) is not dict or type(line.get("quantity")) is not int:
+            return False
+        if not all(_amount_typed(line.get(name)) for name in contract.ITEM_MONEY_FIELDS):
+            return False
+    return all(_amount_typed(order.get(name)) for name in contract.ORDER_MONEY_FIELDS)
+
+
+def _amount_typed(value) -> bool:
+    # type() rather than isinstance(): True is an int to isinstance, but not a JSON number.
+    return value is None or (type(value) in (int, Decimal) and abs(value) < _AMOUNT_LIMIT)
 
 
 def _parse_time(value) -> datetime | None:
