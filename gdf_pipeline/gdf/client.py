@@ -263,7 +263,8 @@ class GoDataFeedClient:
         status: str | None = contract.NEW,
         modified_since: datetime | None = None,
         on_page: Callable[[int, int], None] | None = None,
-    ) -> list[dict]:
+        keep: Callable[[dict], Any] | None = None,
+    ) -> list:
         """Read every page of the order listing and return its orders, each once.
 
         Sends `GET orders` with `status` (all statuses when None), `modifiedSince` (must be
@@ -271,6 +272,8 @@ class GoDataFeedClient:
         anything is returned, so nothing is acknowledged while the listing is being cut.
         Orders are deduplicated by id, keeping the copy with the newest `modifiedAt`, in
         listing order. `on_page(orders_so_far, total_count)` is called after each page.
+        `keep(order)`, when given, turns each parsed order into what the listing holds and
+        returns instead of the order: a large listing then holds only that while it is read.
 
         Raises BadRequestError for a rejected parameter, AuthorizationError,
         TransientError, and GoDataFeedError if the paging never ends.
@@ -281,17 +284,17 @@ class GoDataFeedClient:
         if modified_since is not None:
             params[contract.MODIFIED_SINCE_PARAM] = _iso_datetime(modified_since, "modified_since")
 
-        orders: dict[str, dict] = {}
+        orders: dict[str, tuple[datetime, Any]] = {}  # id -> (modifiedAt, the order as kept)
         with collector_paused():
             for number in range(1, LISTING_PASSES_MAX + 1):
-                if self._read_listing(params, orders, on_page):
+                if self._read_listing(params, orders, on_page, keep):
                     break
                 # The listing changed under the pages: an order that left it moved every later
                 # order one place forward, and an order imported within the same second as the
                 # newest ones can sort before orders already read. Either can put an unread order
                 # onto a page already read; another pass finds it (and the next sync would).
                 log.info("order listing changed while paging (pass %d); reading it again", number)
-        return list(orders.values())
+        return [kept for _, kept in orders.values()]
 
     def get_order(self, order_id: str) -> dict:
         """Send `GET orders/{id}` and return the order.
@@ -379,8 +382,9 @@ class GoDataFeedClient:
     def _read_listing(
         self,
         params: dict[str, str],
-        orders: dict[str, dict],
+        orders: dict[str, tuple[datetime, Any]],
         on_page: Callable[[int, int], None] | None,
+        keep: Callable[[dict], Any] | None,
     ) -> bool:
         """Read the listing from page 1 into `orders`; return whether it held still meanwhile.
 
@@ -409,7 +413,7 @@ class GoDataFeedClient:
                 echoed_size = _int_or(answer.get(contract.PAGE_SIZE_FIELD), self.page_size)
                 page_size = min(self.page_size, echoed_size) if echoed_size > 0 else self.page_size
 
-                _merge_orders(orders, batch)
+                _merge_orders(orders, batch, keep)
                 new_this_pass = {order.get(contract.ORDER_ID_FIELD) for order in batch}
                 new_this_pass -= ids_this_pass
                 ids_this_pass |= new_this_pass
@@ -666,14 +670,17 @@ class GoDataFeedClient:
         return session
 
 
-def _merge_orders(orders: dict[str, dict], batch: list[dict]) -> None:
+def _merge_orders(
+    orders: dict[str, tuple[datetime, Any]], batch: list[dict], keep: Callable[[dict], Any] | None
+) -> None:
     """Add a page's orders to `orders`; a later copy wins only with a newer `modifiedAt`."""
     for order in batch:
         _exact_money(order)
         order_id = order.get(contract.ORDER_ID_FIELD)
+        modified_at = _modified_at(order)
         known = orders.get(order_id)
-        if known is None or _modified_at(order) > _modified_at(known):
-            orders[order_id] = order
+        if known is None or modified_at > known[0]:
+            orders[order_id] = (modified_at, order if keep is None else keep(order))
 
 
 def _modified_at(order: dict) -> datetime:
