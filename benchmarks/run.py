@@ -6,7 +6,8 @@ The measurements run in this order, each contender in a child process of its own
    bucket is scaled up to burst 50, 100 calls a second; calls per order, pace, 429s.
 2. Pull and load: the emulator's NEW orders into DuckDB by the pipeline, by dlt and by a
    row-by-row baseline, all reading the same warmed-up emulator.
-3. Transform and load: raw -> oms on warehouses of the measured sizes (copies of 2's pull).
+3. Transform and load: raw -> oms on warehouses of the measured sizes (copies of 2's pull),
+   and the floor under it: the same output rows written into empty tables and committed.
 4. Incremental cost: a sync that finds nothing new, on two history sizes.
 5. Shipment files: a CSV with one row per order validated and queued into the ledger.
 6. Dagster overhead: `gdf-pipeline sync` with nothing to do, as a process, start to exit.
@@ -91,13 +92,19 @@ def measure(mode: Mode, work: Path) -> tuple[list[Row], dict]:
 
     # The later steps copy the raw orders of a pull: the first run's warehouse holds them.
     source = str(work / "pull" / "run-1" / "ours.duckdb")
-    results["transform"] = {}
+    results["transform"], results["write_floor"] = {}, {}
     for size in mode.transform_sizes:
         _progress(f"3. transform and load of {size} orders")
         database = work / f"history-{size}" / "warehouse.duckdb"
         database.parent.mkdir(parents=True)
         run_worker("copy_raw", source=source, target=str(database), orders=size)
         results["transform"][size] = run_worker("transform_load", database=str(database))
+        _progress(f"3. the same {size} orders written again, already transformed")
+        floor = database.parent / "write-floor.duckdb"
+        results["write_floor"][size] = run_worker(
+            "write_floor", source=str(database), target=str(floor)
+        )
+        floor.unlink()
 
     results["idle_sync"] = {}
     for size in mode.history_sizes:

@@ -20,6 +20,7 @@ TASKS = {
     "lifecycle": ("lifecycle", "run"),
     "copy_raw": ("datasets", "copy_raw"),
     "transform_load": ("datasets", "transform_load"),
+    "write_floor": ("datasets", "write_floor"),
     "acknowledge_all": ("datasets", "acknowledge_all"),
     "queue_shipments": ("datasets", "queue_shipments"),
     "idle_sync_work": ("sync_cost", "idle_sync_work"),

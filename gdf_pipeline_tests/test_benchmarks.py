@@ -49,6 +49,9 @@ def measured(tmp_path_factory) -> dict:
     transform = datasets.transform_load(history)
     transform["peak_rss_bytes"] = copied["peak_rss_bytes"]
     results["transform"] = {100: transform}
+    floor = datasets.write_floor(history, str(work / "floor.duckdb"))
+    floor["peak_rss_bytes"] = 1
+    results["write_floor"] = {100: floor}
     datasets.acknowledge_all(history)
     shipments = datasets.queue_shipments(history, str(work / "ship"), rows=30)
     shipments["peak_rss_bytes"] = 1
@@ -70,6 +73,8 @@ def test_each_measurement_runs_on_its_data(measured):
     assert measured["copied"]["orders"] == 100
     assert measured["copied"]["peak_rss_bytes"] > 10 * 1024 * 1024
     assert measured["transform"][100]["orders"] == 100
+    assert measured["write_floor"][100]["orders"] == 100
+    assert measured["write_floor"][100]["lines"] == measured["transform"][100]["lines"]
     assert measured["shipments"]["queued"] == 30
 
 
@@ -77,7 +82,7 @@ def test_the_table_has_every_row_beside_a_target(measured):
     table = format_table(figures(MODES["quick"], measured), title="smoke")
 
     numbers = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
-    assert numbers[1:] == ["1a", "1b", "1c", "2a", "2b", "2c", "3", "4", "5", "6"]
+    assert numbers[1:] == ["1a", "1b", "1c", "2a", "2b", "2c", "3", "3w", "4", "5", "6"]
     assert "x dlt" in table
     assert "PASS" in table or "FAIL" in table
 
