@@ -614,6 +614,41 @@ def test_list_orders_reads_every_page_and_deduplicates(fake, make_client):
     assert requests_seen[0].query == {"status": "NEW", "page": "1", "pageSize": "3"}
 
 
+def test_a_listed_order_keeps_its_text_as_received(fake, make_client):
+    # Amounts a float would change, an exponent, odd spacing: kept digit for digit.
+    first = '{"id": "o1", "subtotal": 1234567890.123456789, "taxTotal":1E2 , "items": []}'
+    second = '{"id":"o2","modifiedAt":"2026-12-03T09:30:04Z","orderTotal":0.10}'
+    fake.route("GET", "/orders", Reply(text=f'{{"totalCount": 2, "orders": [{first},{second}]}}'))
+    client = make_client(page_size=5)
+
+    kept = client.list_orders(keep=lambda listed: listed)
+    parsed = client.list_orders()
+
+    assert [listed.json_text for listed in kept] == [first, second]
+    assert [listed.order_id for listed in kept] == ["o1", "o2"]
+    assert kept[1].modified_at == datetime(2026, 12, 3, 9, 30, 4, tzinfo=UTC)
+    assert parsed[0]["subtotal"] == Decimal("1234567890.123456789")
+    assert parsed[0]["taxTotal"] == Decimal("1E2")
+    assert parsed[1]["orderTotal"] == Decimal("0.10")
+
+
+@pytest.mark.parametrize(
+    "orders_text",
+    [
+        pytest.param('{"id": "o1", "x": NaN}, "just a string"', id="NaN, which JSON lacks"),
+        pytest.param('{"id": "o1", "name": "\\ud800"}, 7', id="a lone surrogate"),
+    ],
+)
+def test_a_page_the_fast_reader_refuses_is_read_in_full(fake, make_client, orders_text):
+    fake.route("GET", "/orders", Reply(text=f'{{"totalCount": 2, "orders": [{orders_text}]}}'))
+    client = make_client(page_size=5)
+
+    kept = client.list_orders(keep=lambda listed: listed)
+
+    assert [listed.order_id for listed in kept] == ["o1", None]
+    assert json.loads(kept[0].json_text)["id"] == "o1"
+
+
 def test_list_orders_stops_at_total_count_and_passes_filters(fake, make_client):
     orders = [order(f"o{n}") for n in range(4)]
     fake.route("GET", "/orders", paged(lambda page, size: listing(orders, page, size)))

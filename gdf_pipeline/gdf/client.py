@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import takewhile
-from json.decoder import scanstring
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
+import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
@@ -39,7 +38,7 @@ from gdf_pipeline.gdf.errors import (
     TransientError,
     TransitionConflictError,
 )
-from gdf_pipeline.gdf.jsontext import dumps_exact
+from gdf_pipeline.gdf.jsontext import dumps_escaped, dumps_exact
 from gdf_pipeline.gdf.ratelimit import SharedLeakyBucket
 from gdf_pipeline.gdf.redaction import install_redaction_filter, redact, register_secret
 
@@ -263,7 +262,7 @@ class GoDataFeedClient:
         status: str | None = contract.NEW,
         modified_since: datetime | None = None,
         on_page: Callable[[int, int], None] | None = None,
-        keep: Callable[[dict], Any] | None = None,
+        keep: Callable[[ListedOrder], Any] | None = None,
     ) -> list:
         """Read every page of the order listing and return its orders, each once.
 
@@ -272,8 +271,9 @@ class GoDataFeedClient:
         anything is returned, so nothing is acknowledged while the listing is being cut.
         Orders are deduplicated by id, keeping the copy with the newest `modifiedAt`, in
         listing order. `on_page(orders_so_far, total_count)` is called after each page.
-        `keep(order)`, when given, turns each parsed order into what the listing holds and
-        returns instead of the order: a large listing then holds only that while it is read.
+        Each order is returned parsed, its money Decimal; `keep(listed_order)`, when given,
+        turns each `ListedOrder` (the order's text as received) into what is returned instead,
+        and a large listing then holds only that while it is read.
 
         Raises BadRequestError for a rejected parameter, AuthorizationError,
         TransientError, and GoDataFeedError if the paging never ends.
@@ -284,10 +284,10 @@ class GoDataFeedClient:
         if modified_since is not None:
             params[contract.MODIFIED_SINCE_PARAM] = _iso_datetime(modified_since, "modified_since")
 
-        orders: dict[str, tuple[datetime, Any]] = {}  # id -> (modifiedAt, the order as kept)
+        orders: dict[Any, tuple[datetime, Any]] = {}  # id -> (modifiedAt, the order as kept)
         with collector_paused():
             for number in range(1, LISTING_PASSES_MAX + 1):
-                if self._read_listing(params, orders, on_page, keep):
+                if self._read_listing(params, orders, on_page, keep or parse_listed_order):
                     break
                 # The listing changed under the pages: an order that left it moved every later
                 # order one place forward, and an order imported within the same second as the
@@ -382,9 +382,9 @@ class GoDataFeedClient:
     def _read_listing(
         self,
         params: dict[str, str],
-        orders: dict[str, tuple[datetime, Any]],
+        orders: dict[Any, tuple[datetime, Any]],
         on_page: Callable[[int, int], None] | None,
-        keep: Callable[[dict], Any] | None,
+        keep: Callable[[ListedOrder], Any],
     ) -> bool:
         """Read the listing from page 1 into `orders`; return whether it held still meanwhile.
 
@@ -408,13 +408,13 @@ class GoDataFeedClient:
                 if previous_total is not None and page * page_size < previous_total:
                     pending = reader.submit(self._fetch_page, params, page + 1)
                 answer = _parse_listing(response, f"listing orders (page {page})")
-                batch = answer.get(contract.ORDERS_FIELD) or []
-                total = _int_or(answer.get(contract.TOTAL_COUNT_FIELD), seen + len(batch))
-                echoed_size = _int_or(answer.get(contract.PAGE_SIZE_FIELD), self.page_size)
+                batch = answer.orders
+                total = _int_or(answer.total_count, seen + len(batch))
+                echoed_size = _int_or(answer.page_size, self.page_size)
                 page_size = min(self.page_size, echoed_size) if echoed_size > 0 else self.page_size
 
                 _merge_orders(orders, batch, keep)
-                new_this_pass = {order.get(contract.ORDER_ID_FIELD) for order in batch}
+                new_this_pass = {order.order_id for order in batch}
                 new_this_pass -= ids_this_pass
                 ids_this_pass |= new_this_pass
                 seen += len(batch)
@@ -671,24 +671,24 @@ class GoDataFeedClient:
 
 
 def _merge_orders(
-    orders: dict[str, tuple[datetime, Any]], batch: list[dict], keep: Callable[[dict], Any] | None
+    orders: dict[Any, tuple[datetime, Any]],
+    batch: list[ListedOrder],
+    keep: Callable[[ListedOrder], Any],
 ) -> None:
     """Add a page's orders to `orders`; a later copy wins only with a newer `modifiedAt`."""
-    for order in batch:
-        _exact_money(order)
-        order_id = order.get(contract.ORDER_ID_FIELD)
-        modified_at = _modified_at(order)
-        known = orders.get(order_id)
-        if known is None or modified_at > known[0]:
-            orders[order_id] = (modified_at, order if keep is None else keep(order))
+    for listed in batch:
+        known = orders.get(listed.order_id)
+        if known is None or listed.modified_at > known[0]:
+            orders[listed.order_id] = (listed.modified_at, keep(listed))
 
 
-def _modified_at(order: dict) -> datetime:
+def _modified_at(value: Any) -> datetime:
+    """An order's `modifiedAt`; the oldest possible when it is absent or not a date-time."""
     try:
-        value = datetime.fromisoformat(order[contract.MODIFIED_AT_FIELD])
-    except (KeyError, TypeError, ValueError):
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
         return datetime.min.replace(tzinfo=UTC)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _exact_money(value: Any) -> Any:
@@ -725,86 +725,87 @@ def _parse_json(response: requests.Response, action: str) -> Any:
     return _exact_money(answer)
 
 
-class ListedOrder(dict):
-    """An order from a listing page, which also keeps its JSON text exactly as it came.
+class ListedOrder(NamedTuple):
+    """An order of a listing page: its JSON text exactly as it came, and what paging needs.
 
-    Raw storage writes that text instead of encoding the order again: the costliest step of a
-    large pull otherwise, and the text is the order as received, digit for digit.
+    The text is what raw storage keeps, digit for digit. Parsing every order into Python
+    values was most of a large pull's own work, and raw storage needs none of them.
     """
 
-    __slots__ = ("json_text",)
+    order_id: Any  # the order's `id` as listed: null, or of any JSON type but array and object
+    modified_at: datetime  # the oldest possible when absent or not a date-time
+    json_text: str
 
 
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder(parse_float=Decimal)
+class _ListingPage(msgspec.Struct):
+    orders: list[msgspec.Raw] | None = msgspec.field(default=None, name=contract.ORDERS_FIELD)
+    total_count: Any = msgspec.field(default=None, name=contract.TOTAL_COUNT_FIELD)
+    page_size: Any = msgspec.field(default=None, name=contract.PAGE_SIZE_FIELD)
 
 
-def _parse_listing(response: requests.Response, action: str) -> Any:
-    """A listing page as `_parse_json` reads it, its orders as `ListedOrder`s."""
-    content = response.content
+class _PagingFields(msgspec.Struct):
+    order_id: Any = msgspec.field(default=None, name=contract.ORDER_ID_FIELD)
+    modified_at: Any = msgspec.field(default=None, name=contract.MODIFIED_AT_FIELD)
+
+
+class _Page(NamedTuple):
+    orders: list[ListedOrder]
+    total_count: Any
+    page_size: Any
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_ListingPage)
+_PAGING_DECODER = msgspec.json.Decoder(_PagingFields)
+
+
+def parse_listed_order(listed: ListedOrder) -> Any:
+    """The order of a listing as parsed JSON, its money Decimal as everywhere in the client."""
+    return _exact_money(json.loads(listed.json_text, parse_float=Decimal))
+
+
+def _parse_listing(response: requests.Response, action: str) -> _Page:
+    """A listing page, each order kept as its own text: only `id` and `modifiedAt` are read."""
     try:
-        return _scan_page(content.decode(json.detect_encoding(content), "surrogatepass"))
-    except (ValueError, RecursionError):
-        # Whatever this scan does not follow is left to the plain parse and its errors.
-        return _parse_json(response, action)
+        page = _PAGE_DECODER.decode(response.content)
+        orders = [_listed_order(bytes(raw).decode()) for raw in page.orders or ()]
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        # Whatever the fast decoder does not take (another encoding, NaN, a page that is not an
+        # object, a listing of something else) is left to the standard parse and its errors.
+        return _parse_listing_slowly(response, action)
+    return _Page(orders, page.total_count, page.page_size)
 
 
-def _scan_page(text: str) -> Any:
-    """Parse a JSON document whose top-level `orders` array keeps each order's own text.
-
-    Every value is parsed by the standard decoder; only the top-level object and the array of
-    orders are walked here, so that each order's start and end in the text are known.
-    """
-    index = _skip(text, 0)
-    if not text.startswith("{", index):
-        return _DECODER.decode(text)
-    page: dict[str, Any] = {}
-    index = _skip(text, index + 1)
-    empty = text.startswith("}", index)
-    while not empty:
-        if not text.startswith('"', index):
-            raise ValueError("expected a member name")
-        key, index = scanstring(text, index + 1)
-        index = _skip(text, index)
-        if not text.startswith(":", index):
-            raise ValueError("expected ':'")
-        index = _skip(text, index + 1)
-        if key == contract.ORDERS_FIELD and text.startswith("[", index):
-            page[key], index = _scan_orders(text, index + 1)
-        else:
-            page[key], index = _DECODER.raw_decode(text, index)
-        index = _skip(text, index)
-        if text.startswith("}", index):
-            break
-        if not text.startswith(",", index):
-            raise ValueError("expected ',' or '}'")
-        index = _skip(text, index + 1)
-    if _skip(text, index + 1) != len(text):
-        raise ValueError("extra data after the page")
-    return page
+def _parse_listing_slowly(response: requests.Response, action: str) -> _Page:
+    answer = _parse_json(response, action)
+    orders = answer.get(contract.ORDERS_FIELD) if isinstance(answer, dict) else None
+    if orders is not None and not isinstance(orders, list):
+        raise GoDataFeedError(
+            f"GoDataFeed answered {response.status_code} while {action}, but its "
+            f"`{contract.ORDERS_FIELD}` is not an array",
+            status_code=response.status_code,
+        )
+    if not isinstance(answer, dict):
+        answer = {}
+    return _Page(
+        # Written again, so not as received, but with every value as the sender wrote it.
+        [_listed_order(dumps_escaped(order)) for order in orders or ()],
+        answer.get(contract.TOTAL_COUNT_FIELD),
+        answer.get(contract.PAGE_SIZE_FIELD),
+    )
 
 
-def _scan_orders(text: str, index: int) -> tuple[list, int]:
-    orders: list = []
-    index = _skip(text, index)
-    if text.startswith("]", index):
-        return orders, index + 1
-    while True:
-        value, end = _DECODER.raw_decode(text, index)
-        if isinstance(value, dict):
-            value = ListedOrder(value)
-            value.json_text = text[index:end]
-        orders.append(value)
-        index = _skip(text, end)
-        if text.startswith("]", index):
-            return orders, index + 1
-        if not text.startswith(",", index):
-            raise ValueError("expected ',' or ']'")
-        index = _skip(text, index + 1)
-
-
-def _skip(text: str, index: int) -> int:
-    return _WHITESPACE.match(text, index).end()
+def _listed_order(text: str) -> ListedOrder:
+    try:
+        fields = _PAGING_DECODER.decode(text)
+        order_id, modified_at = fields.order_id, fields.modified_at
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        # Not an object, or text the fast decoder refuses (a lone surrogate): parsed in full.
+        order = json.loads(text)
+        order_id = order.get(contract.ORDER_ID_FIELD) if isinstance(order, dict) else None
+        modified_at = order.get(contract.MODIFIED_AT_FIELD) if isinstance(order, dict) else None
+    if isinstance(order_id, list | dict):
+        order_id = None
+    return ListedOrder(order_id, _modified_at(modified_at), text)
 
 
 def _api_message(response: requests.Response) -> str | None:

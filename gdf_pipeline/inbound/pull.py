@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import duckdb
+import msgspec
 
 from gdf_pipeline.gdf import contract
+from gdf_pipeline.gdf.client import ListedOrder
 from gdf_pipeline.gdf.collector import collector_paused
 from gdf_pipeline.gdf.jsontext import dumps_exact
 from gdf_pipeline.warehouse.rows import register_columns
@@ -21,7 +23,7 @@ CANCELLATION_CURSOR = "cancelled_orders_modified_since"
 _RAW_COLUMNS = ("pull_id", "gdf_order_id", "gdf_status", "raw_json", "numbers_typed")
 
 # An amount of 10**15 or more is out of range for the OMS (see the load's checks).
-_LIMIT_DIGITS = 15
+_AMOUNT_LIMIT = 1e15
 
 
 class PulledOrder(NamedTuple):
@@ -40,21 +42,22 @@ class PulledOrder(NamedTuple):
 
     @classmethod
     def of(cls, order) -> PulledOrder:
-        """The order as pulled: any JSON value, a parsed order as the client returns it."""
-        if not isinstance(order, dict):
-            return cls(None, None, None, None, dumps_exact(order), False)
-        order_id = order.get(contract.ORDER_ID_FIELD)
-        status = order.get(contract.STATUS_FIELD)
-        # An order read from a listing page keeps the text it came as: re-encoding every order
-        # is the costliest step of a large pull, and the text is the exact original.
-        text = getattr(order, "json_text", None)
+        """An order as pulled: a ListedOrder, or any parsed JSON value (a replay's orders)."""
+        # An order read from a listing page keeps the text it came as, digit for digit.
+        text = order.json_text if isinstance(order, ListedOrder) else dumps_exact(order)
+        try:
+            fields, numbers_typed = _TYPED_DECODER.decode(text), True
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            fields, numbers_typed = _order_fields(text), False
+        if fields is None:
+            return cls(None, None, None, None, text, False)
         return cls(
-            order_id if isinstance(order_id, str) else None,
-            status if isinstance(status, str) else None,
-            _parse_time(order.get(contract.MODIFIED_AT_FIELD)),
-            _parse_time(order.get(contract.IMPORTED_AT_FIELD)),
-            text if text is not None else dumps_exact(order),
-            _numbers_typed(order),
+            fields.order_id if isinstance(fields.order_id, str) else None,
+            fields.status if isinstance(fields.status, str) else None,
+            _parse_time(fields.modified_at),
+            _parse_time(fields.imported_at),
+            text,
+            numbers_typed,
         )
 
 
@@ -184,35 +187,51 @@ def store_listings(
     return {listing.name: len(listing.orders) for listing in listings}
 
 
-def _numbers_typed(order) -> bool:
-    """Whether every amount and quantity of the order is a JSON number the OMS can hold.
+# The fields the pull reads of every order: the listing's own ones, and the amounts and
+# quantities, whose JSON types the load would otherwise find out by parsing every order's JSON
+# a second time. An order decodes as _TypedOrder only when every amount is a JSON number or
+# null and within the OMS's range (below 10**15), and every line's quantity a whole number;
+# any other order is read as _OrderFields and goes through the load's full checks.
+_ORDER_FIELDS = (
+    ("order_id", Any, msgspec.field(default=None, name=contract.ORDER_ID_FIELD)),
+    ("status", Any, msgspec.field(default=None, name=contract.STATUS_FIELD)),
+    ("modified_at", Any, msgspec.field(default=None, name=contract.MODIFIED_AT_FIELD)),
+    ("imported_at", Any, msgspec.field(default=None, name=contract.IMPORTED_AT_FIELD)),
+)
+# A float type takes integers too; its value is only compared, never kept.
+_Amount = Annotated[float, msgspec.Meta(gt=-_AMOUNT_LIMIT, lt=_AMOUNT_LIMIT)] | None
+_TypedLine = msgspec.defstruct(
+    "_TypedLine",
+    [("quantity", int), *((name, _Amount, None) for name in contract.ITEM_MONEY_FIELDS)],
+    kw_only=True,
+)
+_TYPED_DECODER = msgspec.json.Decoder(
+    msgspec.defstruct(
+        "_TypedOrder",
+        [
+            *_ORDER_FIELDS,
+            (contract.ITEMS_FIELD, list[_TypedLine]),
+            *((name, _Amount, None) for name in contract.ORDER_MONEY_FIELDS),
+        ],
+        kw_only=True,
+    )
+)
+_OrderFields = msgspec.defstruct("_OrderFields", _ORDER_FIELDS)
+_FIELDS_DECODER = msgspec.json.Decoder(_OrderFields)
 
-    The client parsed the order with its exact JSON types, which the load would otherwise find
-    out by parsing every order's JSON a second time. True only when no amount is a string, a
-    boolean, an object or out of range, and every line's quantity is a whole number; absent
-    amounts are left to the load's checks. False sends the order through the load's full checks.
-    """
-    if not isinstance(order, dict):
-        return False
-    items = order.get("items")
-    if type(items) is not list:
-        return False
-    # Exact type tests: a bool is an int to isinstance, but no JSON number.
-    for line in items:
-        if type(line) is not dict or type(line.get("quantity")) is not int:
-            return False
-        for name in contract.ITEM_MONEY_FIELDS:
-            if not _amount_typed(line.get(name)):
-                return False
-    return all(_amount_typed(order.get(name)) for name in contract.ORDER_MONEY_FIELDS)
 
-
-def _amount_typed(value) -> bool:
-    kind = type(value)
-    if kind is Decimal:
-        # The power of ten of its first digit: cheaper than comparing Decimals.
-        return value.adjusted() < _LIMIT_DIGITS
-    return value is None or (kind is int and -(10**_LIMIT_DIGITS) < value < 10**_LIMIT_DIGITS)
+def _order_fields(text: str):
+    """The listing fields of an order's text; None when the order is not a JSON object."""
+    try:
+        return _FIELDS_DECODER.decode(text)
+    except msgspec.ValidationError:
+        return None
+    except msgspec.DecodeError:
+        # Text the fast decoder refuses (a lone surrogate in a string) is parsed in full.
+        order = json.loads(text)
+        if not isinstance(order, dict):
+            return None
+        return _OrderFields(**{name: order.get(field.name) for name, _, field in _ORDER_FIELDS})
 
 
 def _parse_time(value) -> datetime | None:
