@@ -126,10 +126,15 @@ CREATE OR REPLACE TEMP TABLE load_batch AS
 """
 
 
-# TODO: parse each order's JSON once instead of twice (values, then JSON types) and on more than
-# one thread; the load runs at about 8,000 orders a second against a 100,000 target. It can go
-# when the pull hands over typed columns from the orders the client has already parsed.
-def _parsed_sql() -> str:
+# TODO: parse each order's JSON once instead of twice where the pull could not record its number
+# types (older raw rows, orders with a malformed amount). It can go when DuckDB's json_transform
+# can report a value's JSON type and its exact DECIMAL in one pass.
+def _parsed_sql(row_ranges: list[tuple[int, int]]) -> str:
+    """The parse and checks of the batch, one UNION ALL branch per range of raw row ids.
+
+    DuckDB scans a stored row group (122,880 rows) on one thread, so a batch smaller than that
+    would be parsed on one core however many there are: a branch per thread parses it on all.
+    """
     order_shape = json.dumps(_ORDER_SHAPE).replace("'", "''")
     type_shape = json.dumps(_TYPE_SHAPE).replace("'", "''")
     order_checks = [
@@ -146,9 +151,9 @@ def _parsed_sql() -> str:
         ),
     ]
     line_checks = _line_checks()
-    return f"""
-CREATE OR REPLACE TEMP TABLE load_parsed AS
-WITH parsed AS (
+
+    def branch(first: int, last: int) -> str:
+        return f"""
     SELECT b.gdf_order_id, b.listing, r.raw_json,
         -- store_listings sets an id only on orders that are JSON objects, so only rows
         -- without one need the document parsed once more for its type.
@@ -161,6 +166,12 @@ WITH parsed AS (
             THEN json_transform(r.raw_json, '{type_shape}') END AS ty
     FROM raw.orders r JOIN load_batch b ON r.rowid = b.raw_row
     WHERE r.pulled_at >= (SELECT min(pulled_at) FROM load_pulls)
+        AND r.rowid BETWEEN {first:d} AND {last:d}"""
+
+    branches = "\n    UNION ALL".join(branch(first, last) for first, last in row_ranges)
+    return f"""
+CREATE OR REPLACE TEMP TABLE load_parsed AS
+WITH parsed AS ({branches}
 ), priced AS (
     -- Worked out once per order: inside the checks it was worked out again for every amount
     -- of every line, which took most of the load's time.
@@ -211,11 +222,14 @@ def _address_columns(source: str, prefix: str) -> str:
 # history and was most of a sync that found nothing new.
 _IN_BATCH = "x.gdf_order_id IN (SELECT gdf_order_id FROM load_parsed)"
 
-# Numbers are given over the ids alone and joined back: a window that sorts whole parsed orders
-# costs several times more. Each id is in one NEW or REPLAY row of a batch (see _BATCH_SQL).
+# Numbers are given over the ids alone: a window that sorts whole parsed orders costs several
+# times more, and so does copying them. Each id is in one NEW or REPLAY row of a batch (see
+# _BATCH_SQL), which the inserts find again through _NEW_ORDERS.
 _NEW_ORDERS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE load_new AS
-WITH numbered AS (
+SELECT gdf_order_id,
+    ? || lpad(CAST(seq AS VARCHAR), 8, '0') AS order_number, seq AS order_seq
+FROM (
     SELECT gdf_order_id,
         row_number() OVER (ORDER BY imported_at NULLS LAST, gdf_order_id)
             + (SELECT coalesce(max(order_seq), 0) FROM oms.orders) AS seq
@@ -224,11 +238,11 @@ WITH numbered AS (
       AND NOT EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
                       AND {_IN_BATCH})
 )
-SELECT p.* EXCLUDE (raw_json, problems),
-    ? || lpad(CAST(n.seq AS VARCHAR), 8, '0') AS order_number, n.seq AS order_seq
-FROM load_parsed p JOIN numbered n ON n.gdf_order_id = p.gdf_order_id
-WHERE p.listing IN ('NEW', 'REPLAY')
 """
+
+# The parsed orders that get a number, with it.
+_NEW_ORDERS = """load_new JOIN load_parsed p USING (gdf_order_id)
+    WHERE p.listing IN ('NEW', 'REPLAY')"""
 
 _INSERT_ORDERS_SQL = f"""
 INSERT INTO oms.orders BY NAME
@@ -247,10 +261,10 @@ SELECT order_number, order_seq, gdf_order_id,
     {_address_columns("o.shippingAddress", "ship")},
     {_address_columns("o.billingAddress", "bill")},
     current_timestamp AS loaded_at, ? AS load_run_id, current_timestamp AS updated_at
-FROM load_new
+FROM {_NEW_ORDERS}
 """
 
-_INSERT_LINES_AND_ACKNOWLEDGEMENTS_SQL = """
+_INSERT_LINES_AND_ACKNOWLEDGEMENTS_SQL = f"""
 INSERT INTO oms.order_lines BY NAME
 SELECT order_number, line_number,
     item.itemId AS gdf_item_id, item.sku, item.marketplaceItemId AS marketplace_item_id,
@@ -261,7 +275,7 @@ SELECT order_number, line_number,
     coalesce(item.discountAmount, 0) AS discount_amount
 FROM (
     SELECT order_number, unnest(o.items) AS item, generate_subscripts(o.items, 1) AS line_number
-    FROM load_new
+    FROM {_NEW_ORDERS}
 );
 
 INSERT INTO sync.acknowledgements BY NAME
@@ -314,7 +328,7 @@ _COUNTS_SQL = f"""
 SELECT
     (SELECT count(*) FROM load_parsed WHERE listing IN ('NEW', 'REPLAY')) AS distinct_new,
     (SELECT count(*) FROM load_new) AS loaded,
-    (SELECT coalesce(sum(len(o.items)), 0) FROM load_new) AS lines_loaded,
+    (SELECT coalesce(sum(len(o.items)), 0) FROM {_NEW_ORDERS}) AS lines_loaded,
     (SELECT count(*) FROM load_parsed p WHERE listing IN ('NEW', 'REPLAY') AND len(problems) = 0
         AND EXISTS (SELECT 1 FROM oms.orders x WHERE x.gdf_order_id = p.gdf_order_id
                     AND {_IN_BATCH} AND x.load_run_id IS DISTINCT FROM ?)) AS already_known,
@@ -366,7 +380,7 @@ def _load(conn: duckdb.DuckDBPyConnection, run_id: str, order_number_prefix: str
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(_BATCH_SQL)
-        conn.execute(_parsed_sql())
+        conn.execute(_parsed_sql(_row_ranges(conn)))
         conn.execute(_NEW_ORDERS_SQL, [order_number_prefix])
         conn.execute(_INSERT_ORDERS_SQL, [run_id])
         conn.execute(_INSERT_LINES_AND_ACKNOWLEDGEMENTS_SQL)
@@ -384,6 +398,18 @@ def _load(conn: duckdb.DuckDBPyConnection, run_id: str, order_number_prefix: str
         conn.execute("ROLLBACK")
         raise
     return counts
+
+
+def _row_ranges(conn: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
+    """The batch's raw row ids cut into one range per DuckDB thread, each about as long."""
+    first, last, threads = conn.execute(
+        "SELECT coalesce(min(raw_row), 0), coalesce(max(raw_row), -1), "
+        "current_setting('threads') FROM load_batch"
+    ).fetchone()
+    step = max(1, -(-(last - first + 1) // max(1, threads)))
+    return [(start, min(start + step - 1, last)) for start in range(first, last + 1, step)] or [
+        (0, -1)
+    ]
 
 
 def _open_orders_cancelled(conn: duckdb.DuckDBPyConnection) -> int:
