@@ -3,13 +3,16 @@ stable order numbers, upstream cancellations, and that a rerun adds nothing."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import duckdb
 import pytest
 
+from gdf_pipeline.gdf.client import ListedOrder
+from gdf_pipeline.gdf.jsontext import dumps_exact
 from gdf_pipeline.inbound.load import load_orders
-from gdf_pipeline.inbound.pull import Listing, store_listings
+from gdf_pipeline.inbound.pull import Listing, PulledOrder, store_listings
 from gdf_pipeline.warehouse import migrate
 
 
@@ -204,6 +207,28 @@ def test_the_pull_records_whether_amounts_and_quantities_are_json_numbers(conn):
 
     typed = conn.execute("SELECT numbers_typed FROM raw.orders ORDER BY gdf_order_id").fetchall()
     assert typed == [(True,), (False,), (False,), (False,)]
+
+
+def test_an_order_the_warehouse_cannot_store_is_quarantined_and_the_pull_goes_on(conn):
+    # An unpaired surrogate escape: Python reads it, DuckDB's JSON refuses it. Stored with the
+    # rest, it failed every pull for as long as GoDataFeed listed the order.
+    good = ListedOrder("o1", datetime.min, dumps_exact(make_order(1)))
+    broken_text = dumps_exact(make_order(2)).replace("Black mug", "Black mug \\ud83d")
+    broken = ListedOrder("o2", datetime.min, broken_text)
+    pulled = [PulledOrder.of(good), PulledOrder.of(broken)]
+
+    for run in ("run-1", "run-2"):
+        stored = store_listings(conn, [Listing("NEW", pulled)], run, None)
+        assert stored == {"NEW": 2, "unstorable": 1}
+        counts = load_orders(conn, run, "SO-")
+
+    assert counts["already_known"] == 1
+    assert conn.execute("SELECT count(*) FROM oms.orders").fetchone()[0] == 1
+    reason, raw_json, seen, order_id = conn.execute(
+        "SELECT reason, raw_json, seen_count, gdf_order_id FROM sync.quarantine"
+    ).fetchone()
+    assert reason.startswith("the order is not JSON the warehouse can store")
+    assert raw_json == broken_text and seen == 2 and order_id == make_order(2)["id"]
 
 
 def test_an_order_that_is_not_an_object_is_quarantined(conn):

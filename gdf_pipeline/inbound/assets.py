@@ -53,9 +53,15 @@ def raw_orders(
         "api_wait_seconds": round(stats.waited_seconds, 3),
     }
     with warehouse.get_connection() as conn:
-        store_listings(conn, listings, context.run_id, next_cursor)
+        stored = store_listings(conn, listings, context.run_id, next_cursor)
+        metadata["orders_quarantined_unstorable"] = stored["unstorable"]
         record_step_counts(conn, context.run_id, context.job_name, "raw_orders", metadata)
     crash_point("after_pull")
+    if stored["unstorable"]:
+        context.log.warning(
+            f"{stored['unstorable']} pulled orders are not JSON the warehouse can store; they "
+            "are in sync.quarantine with their text as received"
+        )
 
     context.log.info(f"Pulled {len(new_orders)} NEW and {len(cancelled)} cancelled orders")
     metadata["cancellation_cursor"] = str(next_cursor) if next_cursor else "none"

@@ -140,7 +140,11 @@ def fetch_listings(
 def store_listings(
     conn: duckdb.DuckDBPyConnection, listings: list[Listing], run_id: str, cursor: datetime | None
 ) -> dict[str, int]:
-    """Writes the listings to raw.pulls and raw.orders and moves the cursor, in one transaction."""
+    """Writes the listings to raw.pulls and raw.orders and moves the cursor, in one transaction.
+
+    Returns the orders of each listing, and how many of them went to the quarantine instead
+    (`unstorable`): orders whose text is not JSON the warehouse can hold.
+    """
     pulled_at = datetime.now(UTC)
     pulls = []
     columns: dict[str, list] = {name: [] for name in _RAW_COLUMNS}
@@ -169,9 +173,10 @@ def store_listings(
         # The run and the time are the same for every order, so they are not columns to convert.
         conn.execute(
             "INSERT INTO raw.orders BY NAME SELECT pull_id, gdf_order_id, gdf_status, raw_json, "
-            "numbers_typed, ? AS pulled_at, ? AS run_id FROM pulled_raw_orders",
+            f"numbers_typed, ? AS pulled_at, ? AS run_id FROM pulled_raw_orders WHERE {_STORABLE}",
             [pulled_at, run_id],
         )
+        unstorable = len(conn.execute(_QUARANTINE_UNSTORABLE_SQL, [run_id]).fetchall())
         conn.unregister("pulled_raw_orders")
         if cursor is not None:
             conn.execute(
@@ -184,7 +189,28 @@ def store_listings(
         conn.execute("ROLLBACK")
         raise
 
-    return {listing.name: len(listing.orders) for listing in listings}
+    return {**{listing.name: len(listing.orders) for listing in listings}, "unstorable": unstorable}
+
+
+# Text that DuckDB cannot hold as JSON, such as a string with an unpaired UTF-16 surrogate
+# escape, would fail the whole pull, and every pull after it while GoDataFeed lists the order.
+# Orders whose number types the pull read are strict JSON already (msgspec refuses the rest).
+_STORABLE = "numbers_typed OR json_valid(raw_json)"
+
+_QUARANTINE_UNSTORABLE_SQL = f"""
+INSERT INTO sync.quarantine AS q BY NAME
+SELECT md5(raw_json) AS quarantine_id, 'order' AS source, gdf_order_id,
+    'the order is not JSON the warehouse can store (an unpaired UTF-16 surrogate escape, or '
+        || 'broken syntax); kept here as received' AS reason,
+    raw_json, current_timestamp AS first_seen_at, current_timestamp AS last_seen_at,
+    1 AS seen_count, ? AS run_id
+FROM pulled_raw_orders
+WHERE NOT ({_STORABLE})
+QUALIFY row_number() OVER (PARTITION BY md5(raw_json)) = 1
+ON CONFLICT (quarantine_id) DO UPDATE SET
+    last_seen_at = excluded.last_seen_at, seen_count = q.seen_count + 1
+RETURNING 1
+"""
 
 
 # The fields the pull reads of every order: the listing's own ones, and the amounts and
