@@ -15,7 +15,7 @@ import msgspec
 from gdf_pipeline.gdf import contract
 from gdf_pipeline.gdf.client import ListedOrder
 from gdf_pipeline.gdf.collector import collector_paused
-from gdf_pipeline.gdf.jsontext import dumps_exact
+from gdf_pipeline.gdf.jsontext import dumps_escaped
 from gdf_pipeline.warehouse.rows import register_columns
 
 CANCELLATION_CURSOR = "cancelled_orders_modified_since"
@@ -43,8 +43,9 @@ class PulledOrder(NamedTuple):
     @classmethod
     def of(cls, order) -> PulledOrder:
         """An order as pulled: a ListedOrder, or any parsed JSON value (a replay's orders)."""
-        # An order read from a listing page keeps the text it came as, digit for digit.
-        text = order.json_text if isinstance(order, ListedOrder) else dumps_exact(order)
+        # An order read from a listing page keeps the text it came as, digit for digit. A parsed
+        # one is written in ASCII, where an unpaired surrogate or a NaN it may hold still fits.
+        text = order.json_text if isinstance(order, ListedOrder) else dumps_escaped(order)
         try:
             fields, numbers_typed = _TYPED_DECODER.decode(text), True
         except (msgspec.DecodeError, msgspec.ValidationError):
