@@ -11,7 +11,7 @@ import pytest
 
 from gdf_pipeline.gdf.client import ListedOrder
 from gdf_pipeline.gdf.jsontext import dumps_exact
-from gdf_pipeline.inbound.load import load_orders
+from gdf_pipeline.inbound.load import _row_ranges, load_orders
 from gdf_pipeline.inbound.pull import Listing, PulledOrder, store_listings
 from gdf_pipeline.warehouse import migrate
 
@@ -315,3 +315,17 @@ def test_a_replayed_copy_wins_over_the_listed_one_and_loads_once(conn):
 
     assert counts["loaded"] == 1 and counts["quarantined"] == 0
     assert conn.execute("SELECT count(*) FROM oms.order_lines").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("rows", [[], [7], [3, 4, 9, 10, 11, 40]], ids=repr)
+def test_the_parse_ranges_cover_every_batch_row_once(conn, threads, rows):
+    conn.execute(f"SET threads = {threads}")
+    conn.execute("CREATE TEMP TABLE load_batch (raw_row BIGINT)")
+    conn.execute("INSERT INTO load_batch SELECT unnest(?::BIGINT[])", [rows])
+
+    ranges = _row_ranges(conn)
+
+    covering = [[row for first, last in ranges if first <= row <= last] for row in rows]
+    assert all(len(found) == 1 for found in covering)
+    assert len(ranges) <= threads
