@@ -649,6 +649,17 @@ def test_a_page_the_fast_reader_refuses_is_read_in_full(fake, make_client, order
     assert json.loads(kept[0].json_text)["id"] == "o1"
 
 
+@pytest.mark.parametrize(
+    "text", ['[{"id": "o1"}]', "null", '{"totalCount": 1, "orders": {"id": "o1"}}'], ids=repr
+)
+def test_a_listing_answer_that_is_no_page_of_orders_is_an_error(fake, make_client, text):
+    fake.route("GET", "/orders", Reply(text=text))
+    client = make_client(page_size=5)
+
+    with pytest.raises(GoDataFeedError, match="not with a page of orders"):
+        client.list_orders()
+
+
 def test_list_orders_stops_at_total_count_and_passes_filters(fake, make_client):
     orders = [order(f"o{n}") for n in range(4)]
     fake.route("GET", "/orders", paged(lambda page, size: listing(orders, page, size)))

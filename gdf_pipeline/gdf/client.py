@@ -778,14 +778,12 @@ def _parse_listing(response: requests.Response, action: str) -> _Page:
 def _parse_listing_slowly(response: requests.Response, action: str) -> _Page:
     answer = _parse_json(response, action)
     orders = answer.get(contract.ORDERS_FIELD) if isinstance(answer, dict) else None
-    if orders is not None and not isinstance(orders, list):
+    if not isinstance(answer, dict) or not isinstance(orders, list | None):
         raise GoDataFeedError(
-            f"GoDataFeed answered {response.status_code} while {action}, but its "
-            f"`{contract.ORDERS_FIELD}` is not an array",
+            f"GoDataFeed answered {response.status_code} while {action}, but not with a page "
+            f"of orders (an object whose `{contract.ORDERS_FIELD}` is an array)",
             status_code=response.status_code,
         )
-    if not isinstance(answer, dict):
-        answer = {}
     return _Page(
         # Written again, so not as received, but with every value as the sender wrote it.
         [_listed_order(dumps_escaped(order)) for order in orders or ()],
