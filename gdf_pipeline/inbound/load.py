@@ -406,10 +406,11 @@ def _row_ranges(conn: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
         "SELECT coalesce(min(raw_row), 0), coalesce(max(raw_row), -1), "
         "current_setting('threads') FROM load_batch"
     ).fetchone()
-    step = max(1, -(-(last - first + 1) // max(1, threads)))
-    return [(start, min(start + step - 1, last)) for start in range(first, last + 1, step)] or [
-        (0, -1)
-    ]
+    if last < first:
+        return [(0, -1)]  # an empty batch: one branch, which reads nothing
+
+    step = -(-(last - first + 1) // max(1, threads))
+    return [(start, min(start + step - 1, last)) for start in range(first, last + 1, step)]
 
 
 def _open_orders_cancelled(conn: duckdb.DuckDBPyConnection) -> int:
